@@ -1,0 +1,44 @@
+# Millrace: the two set-up commands are `make run` and `make test`.
+
+GO      ?= go
+BIN     := bin/millrace
+GOFLAGS ?=
+
+.PHONY: build run test bench bench-results vet fmt layering clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/millrace
+
+# Runs the embedded mode: memory transport, SQLite under ./data, mail as .eml
+# files under ./data/mail. Loads the demo agency into an empty database first.
+run: build
+	./$(BIN) demo --if-empty
+	./$(BIN) serve
+
+test: layering
+	$(GO) test -race -count=1 ./...
+
+# Benchmarks: the Go benchmarks, then the RESULT lines for
+# ../shared/peers-bench/run.sh -add 'millrace=./bin/millrace-bench'.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 200000x ./router/
+	$(GO) build -o bin/millrace-bench ./cmd/millrace-bench
+	./bin/millrace-bench
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	gofmt -l -w $$(git ls-files '*.go')
+
+# Handlers talk through topics, never by import; nothing imports cmd/.
+layering:
+	@bad=$$($(GO) list -f '{{.ImportPath}}: {{join .Imports " "}}' ./handlers/... | \
+		awk -F': ' '{ split($$2, imps, " "); for (i in imps) \
+		if (imps[i] ~ /millrace\/handlers\// && index($$1, imps[i]) != 1) print $$1 " imports " imps[i] }'); \
+	if [ -n "$$bad" ]; then echo "layering: $$bad"; exit 1; fi
+	@if $(GO) list -f '{{join .Imports "\n"}}' ./... | grep -q 'millrace/cmd'; then \
+		echo "layering: a package imports cmd/"; exit 1; fi
+
+clean:
+	rm -rf bin data
