@@ -7,7 +7,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -134,18 +133,6 @@ func (c *Config) check() []error {
 // LoopbackOnly reports whether the ingest API must refuse non-loopback callers
 // because no API token is set.
 func (c Config) LoopbackOnly() bool { return c.APIToken == "" }
-
-func isLoopbackAddr(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
 
 func validURL(v string, schemes ...string) error {
 	u, err := url.Parse(v)

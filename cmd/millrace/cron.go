@@ -41,8 +41,12 @@ func cronCommand() *cobra.Command {
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "NAME\tTOPIC\tSPEC\tCATCH-UP\tLAST\tNEXT")
 			for _, s := range sts {
+				last := time.Time{}
+				if s.Last != nil {
+					last = s.Last.ScheduledFor
+				}
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Topic, s.Spec, s.CatchUp,
-					fmtTime(s.LastSlot, e.cfg.Timezone), fmtTime(s.NextSlot, e.cfg.Timezone))
+					fmtTime(last, e.cfg.Timezone), fmtTime(s.Next, e.cfg.Timezone))
 			}
 			return w.Flush()
 		}),

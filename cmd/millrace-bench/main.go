@@ -1,0 +1,132 @@
+// Command millrace-bench measures Millrace's full middleware chain against a
+// bare Watermill router on the same in-memory transport, in one run, and
+// prints RESULT lines for ../shared/peers-bench/run.sh -add. Each row runs in
+// a child process of its own, so peak memory is the row's own.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/millrace/millrace/internal/bench"
+	"github.com/millrace/millrace/store"
+)
+
+// row is one configuration.
+type row struct {
+	key, variant string
+	run          func(ctx context.Context, n int64) (bench.Result, error)
+}
+
+func rows() []row {
+	maxRow := func(full bool, pubs int, ledger string) func(context.Context, int64) (bench.Result, error) {
+		return func(ctx context.Context, n int64) (bench.Result, error) {
+			t := bench.NewTracker(n)
+			sys, err := system(full, ledger, t)
+			if err != nil {
+				return bench.Result{}, err
+			}
+			defer sys.Close()
+			return bench.Max(ctx, t, sys.Publish, n, pubs)
+		}
+	}
+	rateRow := func(full bool) func(context.Context, int64) (bench.Result, error) {
+		return func(ctx context.Context, _ int64) (bench.Result, error) {
+			t := bench.NewTracker(1000)
+			sys, err := system(full, "memory", t)
+			if err != nil {
+				return bench.Result{}, err
+			}
+			defer sys.Close()
+			return bench.Rate(ctx, t, sys.Publish, 200, 5*time.Second)
+		}
+	}
+	return []row{
+		{"svc/memory/bare/max-p1", "bare Watermill router, GoChannel default config, 1 publisher", maxRow(false, 1, "")},
+		{"svc/memory/full/max-p1", "Millrace full chain, memory transport, 1 publisher", maxRow(true, 1, "memory")},
+		{"svc/memory/bare/max-p4", "bare Watermill router, GoChannel default config, 4 publishers", maxRow(false, 4, "")},
+		{"svc/memory/full/max-p4", "Millrace full chain, memory transport, 4 publishers", maxRow(true, 4, "memory")},
+		{"svc/memory/full-sqlite-ledger/max-p4", "Millrace full chain + SQLite idempotency read, 4 publishers", maxRow(true, 4, "sqlite")},
+		{"svc/memory/bare/rate200", "bare Watermill router, GoChannel, 200 msg/s", rateRow(false)},
+		{"svc/memory/full/rate200", "Millrace full chain, memory transport, 200 msg/s", rateRow(true)},
+	}
+}
+
+func system(full bool, ledger string, t *bench.Tracker) (bench.System, error) {
+	if !full {
+		return bench.Bare(t)
+	}
+	o := bench.FullOpts{}
+	if ledger == "sqlite" {
+		dir, err := os.MkdirTemp("", "millrace-bench")
+		if err != nil {
+			return bench.System{}, err
+		}
+		db, err := store.Open(context.Background(), "sqlite:"+filepath.Join(dir, "bench.db"))
+		if err != nil {
+			return bench.System{}, err
+		}
+		if _, err := db.Migrate(context.Background()); err != nil {
+			return bench.System{}, err
+		}
+		o.Ledger = db
+	}
+	return bench.Full(t, o)
+}
+
+func main() {
+	only := flag.String("only", "", "run the row with this key in this process")
+	n := flag.Int64("n", 200000, "messages per max row")
+	flag.Parse()
+	if *only != "" {
+		os.Exit(runOne(*only, *n))
+	}
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	failed := false
+	for _, r := range rows() {
+		fmt.Fprintf(os.Stderr, "bench: %s\n", r.key)
+		cmd := exec.Command(self, "-only", r.key, "-n", fmt.Sprint(*n))
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %s: %v\n", r.key, err)
+			failed = true
+		}
+	}
+	if failed {
+		os.Exit(1)
+	}
+}
+
+func runOne(key string, n int64) int {
+	for _, r := range rows() {
+		if r.key != key {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		res, err := r.run(ctx, n)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %s: %v\n", key, err)
+			return 1
+		}
+		res.Key, res.Variant, res.Group = key, r.variant, "6. Service"
+		res.System = "millrace"
+		if strings.Contains(key, "/bare/") {
+			res.System = "watermill GoChannel (same run)"
+		}
+		fmt.Println(res.Line())
+		return 0
+	}
+	fmt.Fprintf(os.Stderr, "bench: no row %q\n", key)
+	return 2
+}

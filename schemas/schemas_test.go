@@ -1,0 +1,56 @@
+package schemas
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestEveryTopicHasPassingAndFailingExamples(t *testing.T) {
+	t.Parallel()
+	reg := Default()
+	require.NotEmpty(t, reg.Topics())
+	for _, topic := range reg.Topics() {
+		t.Run(topic, func(t *testing.T) {
+			t.Parallel()
+			exs, err := Examples(topic)
+			require.NoError(t, err)
+			var valid, invalid int
+			for _, ex := range exs {
+				err := reg.Validate(topic, ex.Payload)
+				if ex.Valid {
+					valid++
+					require.NoError(t, err, ex.Name)
+				} else {
+					invalid++
+					require.Error(t, err, ex.Name)
+				}
+			}
+			require.Positive(t, valid, "a valid example")
+			if topic != "platform.poison" { // anything goes on the poison queue
+				require.Positive(t, invalid, "an invalid example")
+			}
+		})
+	}
+}
+
+func TestValidateErrors(t *testing.T) {
+	t.Parallel()
+	reg := Default()
+	err := reg.Validate("no.such.topic", []byte(`{}`))
+	require.ErrorIs(t, err, ErrUnknownTopic)
+
+	err = reg.Validate("platform.user.invited", []byte(`{"email":`))
+	require.ErrorIs(t, err, ErrMalformedJSON)
+
+	err = reg.Validate("platform.user.invited", []byte(`{"email":"x","role":"god"}`))
+	var verr *ValidationError
+	require.True(t, errors.As(err, &verr))
+	paths := map[string]bool{}
+	for _, p := range verr.Problems {
+		paths[p.Path] = true
+	}
+	require.True(t, paths["/email"], "%v", verr.Problems)
+	require.True(t, paths["/role"], "%v", verr.Problems)
+}
