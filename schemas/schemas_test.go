@@ -54,3 +54,17 @@ func TestValidateErrors(t *testing.T) {
 	require.True(t, paths["/email"], "%v", verr.Problems)
 	require.True(t, paths["/role"], "%v", verr.Problems)
 }
+
+func TestValidateRemembersOnlyPassingPayloads(t *testing.T) {
+	t.Parallel()
+	reg, err := Load()
+	require.NoError(t, err)
+	good := []byte(`{"scheduled_for":"2026-12-03T03:30:00Z","as_of":"2026-12-03"}`)
+	bad := []byte(`{"scheduled_for":"yesterday","as_of":"2026-12-03"}`)
+	for range 3 {
+		require.NoError(t, reg.Validate("platform.audit.cleanup.tick", good))
+		require.Error(t, reg.Validate("platform.audit.cleanup.tick", bad))
+	}
+	// The same bytes on another topic are validated against that topic.
+	require.Error(t, reg.Validate("platform.user.invited", good))
+}

@@ -13,14 +13,18 @@ import (
 const TracerName = "github.com/millrace/millrace"
 
 // SetupTracing installs W3C trace-context propagation and a tracer provider,
-// and returns a function that flushes and stops it. Spans are recorded so
-// that trace ids reach logs and message metadata; an exporter is attached
-// only when one is configured (none is, in the embedded mode).
+// and returns a function that flushes and stops it. With no exporter, spans
+// still get trace and span ids, which reach logs and message metadata, but
+// are not recorded unless an upstream caller sampled them; with exporters,
+// every root span is sampled.
 func SetupTracing(exporters ...sdktrace.SpanExporter) (trace.TracerProvider, func(context.Context) error) {
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(
 		propagation.TraceContext{}, propagation.Baggage{}))
-	opts := []sdktrace.TracerProviderOption{sdktrace.WithSampler(sdktrace.ParentBased(
-		sdktrace.AlwaysSample()))}
+	root := sdktrace.NeverSample()
+	if len(exporters) > 0 {
+		root = sdktrace.AlwaysSample()
+	}
+	opts := []sdktrace.TracerProviderOption{sdktrace.WithSampler(sdktrace.ParentBased(root))}
 	for _, e := range exporters {
 		opts = append(opts, sdktrace.WithBatcher(e))
 	}
