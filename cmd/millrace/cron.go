@@ -27,7 +27,7 @@ func cronCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			t, err := e.ticker(db, router.Default())
+			t, err := e.ticker(db, router.Default(), nil)
 			if err != nil {
 				return err
 			}
@@ -61,7 +61,7 @@ func cronCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			t, err := e.ticker(db, router.Default())
+			t, err := e.ticker(db, router.Default(), nil)
 			if err != nil {
 				return err
 			}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/millrace/millrace/api"
 	"github.com/millrace/millrace/config"
+	"github.com/millrace/millrace/cron"
 	"github.com/millrace/millrace/middleware"
 	"github.com/millrace/millrace/router"
 	"github.com/millrace/millrace/schemas"
@@ -81,7 +82,8 @@ func (e env) serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ticker, err := e.ticker(db, cat)
+	telemetry.RegisterPoisonDepth(reg, db.CountPoison)
+	ticker, err := e.ticker(db, cat, telemetry.NewCronMetrics(reg))
 	if err != nil {
 		return err
 	}
@@ -92,7 +94,7 @@ type runParts struct {
 	db     *store.DB
 	tr     transport.Transport
 	rt     *router.Router
-	ticker interface{ Run(context.Context) error }
+	ticker *cron.Ticker
 	reg    *prometheus.Registry
 	cat    router.Catalogue
 }
@@ -114,6 +116,7 @@ func (e env) run(ctx context.Context, p runParts) error {
 	g.Go(func() error { return relay.Run(gctx) })
 	if e.cfg.CronEnabled {
 		g.Go(func() error { return p.ticker.Run(gctx) })
+		g.Go(func() error { return e.housekeeping(gctx, p.ticker) })
 	}
 
 	srv, ln, err := e.httpServer(p)
@@ -196,5 +199,22 @@ func (e env) warnings(ctx context.Context) {
 	if e.cfg.SMTPURL == "" {
 		e.logger.InfoContext(ctx, "no MILLRACE_SMTP_URL: mail is written as .eml files",
 			slog.String("dir", e.cfg.MailDir))
+	}
+}
+
+// housekeeping prunes cron slot rows older than a week, hourly; each
+// schedule's latest row is kept, since it marks where the schedule stands.
+func (e env) housekeeping(ctx context.Context, t *cron.Ticker) error {
+	tick := time.NewTicker(time.Hour)
+	defer tick.Stop()
+	for {
+		if _, err := t.Prune(ctx, time.Now().Add(-7*24*time.Hour)); err != nil && ctx.Err() == nil {
+			e.logger.WarnContext(ctx, "prune cron slots", slog.String("error", err.Error()))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
 	}
 }

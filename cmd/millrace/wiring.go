@@ -82,9 +82,10 @@ func (e env) deps(db *store.DB) (*router.Deps, error) {
 	}}, nil
 }
 
-// ticker builds the cron ticker of the catalogue's schedules.
-func (e env) ticker(db *store.DB, cat router.Catalogue) (*cron.Ticker, error) {
-	return cron.NewTicker(cron.Config{
+// ticker builds the cron ticker of the catalogue's schedules; m may be nil.
+func (e env) ticker(db *store.DB, cat router.Catalogue, m *telemetry.CronMetrics) (*cron.Ticker,
+	error) {
+	cfg := cron.Config{
 		DB:        db,
 		Schedules: cat.Schedules,
 		Location:  e.cfg.Timezone,
@@ -92,5 +93,9 @@ func (e env) ticker(db *store.DB, cat router.Catalogue) (*cron.Ticker, error) {
 		Instance:  e.cfg.Instance,
 		Logger:    e.logger,
 		Interval:  time.Second,
-	})
+	}
+	if m != nil {
+		cfg.OnFireFunc, cfg.OnMissFunc = m.OnFire, m.OnMiss
+	}
+	return cron.NewTicker(cfg)
 }
