@@ -18,18 +18,20 @@ import (
 // the context's logger attributes so that every log line of the delivery
 // names them.
 func Tracing(tracer trace.Tracer, topic, handler string) message.HandlerMiddleware {
+	spanName := handler + " " + topic
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
 			ctx := job.ExtractTrace(msg.Context(), msg.Metadata)
-			ctx, span := tracer.Start(ctx, handler+" "+topic,
-				trace.WithSpanKind(trace.SpanKindConsumer),
-				trace.WithAttributes(
+			ctx, span := tracer.Start(ctx, spanName, trace.WithSpanKind(trace.SpanKindConsumer))
+			defer span.End()
+			recording := span.IsRecording()
+			if recording {
+				span.SetAttributes(
 					attribute.String("messaging.destination.name", topic),
 					attribute.String("messaging.consumer.group.name", "millrace."+handler),
 					attribute.String("messaging.message.id", msg.UUID),
-					attribute.String("millrace.handler", handler),
-				))
-			defer span.End()
+					attribute.String("millrace.handler", handler))
+			}
 			ctx = telemetry.WithLogAttrs(ctx,
 				slog.String("handler", handler), slog.String("topic", topic),
 				slog.String("message_id", msg.UUID),
@@ -38,6 +40,9 @@ func Tracing(tracer trace.Tracer, topic, handler string) message.HandlerMiddlewa
 			msg.SetContext(ctx)
 			st := StateFrom(msg)
 			out, err := h(msg)
+			if !recording {
+				return out, err
+			}
 			span.SetAttributes(attribute.Int("millrace.attempts", st.Attempts),
 				attribute.String("millrace.outcome", st.Outcome(err)))
 			if err != nil {

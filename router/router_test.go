@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/require"
 
@@ -65,7 +64,7 @@ func setup(t *testing.T, fn func(ctx context.Context, db *store.DB, m job.Messag
 		return fn(ctx, h.db, m)
 	})
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	tr := memory.New(watermill.NopLogger{})
+	tr := memory.New(memory.Config{})
 	rt, err := New(Config{
 		Catalogue: testCatalogue(handler, fastRetry),
 		Deps:      &Deps{Platform: platform.Deps{DB: h.db}},

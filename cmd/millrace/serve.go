@@ -11,7 +11,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
@@ -72,7 +71,7 @@ func (e env) serve(ctx context.Context) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(
 		collectors.ProcessCollectorOpts{}))
-	tr := memory.New(watermill.NewSlogLogger(e.logger))
+	tr := memory.New(memory.Config{})
 	cat := router.Default()
 	rt, err := router.New(router.Config{
 		Catalogue: cat, Deps: deps, Transport: tr, Registry: schemas.Default(),

@@ -65,9 +65,9 @@ type FullOpts struct {
 
 // Full runs Millrace's router, with its whole middleware chain (tracing,
 // metrics, logging, correlation, poison, retry, timeout, recoverer, schema
-// validation, idempotency check) on the memory transport, publishing
-// through the same guarded publisher the API uses. The handler records the
-// delivery and does no database work.
+// validation, idempotency check) on the memory transport, publishing as
+// ingest does: validate, stamp the envelope, publish through the guard. The
+// handler records the delivery and does no database work.
 func Full(t *Tracker, o FullOpts) (System, error) {
 	reg, err := schemas.LoadFS(topicsFS, "testdata/topics")
 	if err != nil {
@@ -87,7 +87,7 @@ func Full(t *Tracker, o FullOpts) (System, error) {
 				return job.HandlerFunc(func(context.Context, job.Message) error { return nil })
 			}}}},
 	}}
-	tr := memory.New(watermill.NopLogger{})
+	tr := memory.New(memory.Config{})
 	logger := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	rt, err := router.New(router.Config{
 		Catalogue: cat, Deps: &router.Deps{}, Transport: tr, Registry: reg, Ledger: ledger,
@@ -101,8 +101,13 @@ func Full(t *Tracker, o FullOpts) (System, error) {
 	pub := rt.Publisher()
 	return System{
 		Publish: func(id int64) error {
+			// What ingest does after reading the body: validate, stamp, publish.
 			ctx := context.Background()
-			ev := job.NewEvent(ctx, "", Topic, Payload(id), "bench", nowFunc())
+			payload := Payload(id)
+			if err := reg.Validate(Topic, payload); err != nil {
+				return err
+			}
+			ev := job.NewEvent(ctx, "", Topic, payload, "bench", nowFunc())
 			return pub.Publish(Topic, transport.ToMessage(ctx, ev))
 		},
 		Close: func() { rt.Close(); tr.Close() },
