@@ -5,8 +5,10 @@ import (
 	"sync"
 )
 
-// memoSize bounds how many validated payloads a registry remembers.
-const memoSize = 1 << 16
+// memoSize bounds how many validated payloads a registry remembers: four
+// times the memory transport's default queue, so a message validated at
+// ingest is still remembered when a full backlog reaches the consumer.
+const memoSize = 1 << 18
 
 // memo remembers payloads that passed validation, by topic and content, so
 // that validating the same bytes again (at ingest, then on consume in the

@@ -21,14 +21,14 @@ import (
 // row is one configuration.
 type row struct {
 	key, variant string
-	run          func(ctx context.Context, n int64) (bench.Result, error)
+	run          runFunc
 }
 
 func rows() []row {
-	maxRow := func(full bool, pubs int, ledger string) func(context.Context, int64) (bench.Result, error) {
+	maxRow := func(sys string, pubs int, ledger string) runFunc {
 		return func(ctx context.Context, n int64) (bench.Result, error) {
 			t := bench.NewTracker(n)
-			sys, err := system(full, ledger, t)
+			sys, err := system(sys, ledger, t)
 			if err != nil {
 				return bench.Result{}, err
 			}
@@ -36,10 +36,10 @@ func rows() []row {
 			return bench.Max(ctx, t, sys.Publish, n, pubs)
 		}
 	}
-	rateRow := func(full bool) func(context.Context, int64) (bench.Result, error) {
+	rateRow := func(sys string) runFunc {
 		return func(ctx context.Context, _ int64) (bench.Result, error) {
 			t := bench.NewTracker(1000)
-			sys, err := system(full, "memory", t)
+			sys, err := system(sys, "memory", t)
 			if err != nil {
 				return bench.Result{}, err
 			}
@@ -48,19 +48,35 @@ func rows() []row {
 		}
 	}
 	return []row{
-		{"svc/memory/bare/max-p1", "bare Watermill router, GoChannel default config, 1 publisher", maxRow(false, 1, "")},
-		{"svc/memory/full/max-p1", "Millrace full chain, memory transport, 1 publisher", maxRow(true, 1, "memory")},
-		{"svc/memory/bare/max-p4", "bare Watermill router, GoChannel default config, 4 publishers", maxRow(false, 4, "")},
-		{"svc/memory/full/max-p4", "Millrace full chain, memory transport, 4 publishers", maxRow(true, 4, "memory")},
-		{"svc/memory/full-sqlite-ledger/max-p4", "Millrace full chain + SQLite idempotency read, 4 publishers", maxRow(true, 4, "sqlite")},
-		{"svc/memory/bare/rate200", "bare Watermill router, GoChannel, 200 msg/s", rateRow(false)},
-		{"svc/memory/full/rate200", "Millrace full chain, memory transport, 200 msg/s", rateRow(true)},
+		{"svc/memory/bare-gochannel/max-p1", "bare Watermill router on GoChannel (default config), 1 publisher",
+			maxRow("bare", 1, "")},
+		{"svc/memory/bare-memory/max-p1", "bare Watermill router on Millrace's memory transport, 1 publisher",
+			maxRow("bare-memory", 1, "")},
+		{"svc/memory/full/max-p1", "Millrace full chain on its memory transport, 1 publisher",
+			maxRow("full", 1, "memory")},
+		{"svc/memory/bare-gochannel/max-p4", "bare Watermill router on GoChannel (default config), 4 publishers",
+			maxRow("bare", 4, "")},
+		{"svc/memory/bare-memory/max-p4", "bare Watermill router on Millrace's memory transport, 4 publishers",
+			maxRow("bare-memory", 4, "")},
+		{"svc/memory/full/max-p4", "Millrace full chain on its memory transport, 4 publishers",
+			maxRow("full", 4, "memory")},
+		{"svc/memory/full-sqlite-ledger/max-p4",
+			"Millrace full chain + SQLite idempotency read, 4 publishers", maxRow("full", 4, "sqlite")},
+		{"svc/memory/bare-gochannel/rate200", "bare Watermill router on GoChannel, 200 msg/s",
+			rateRow("bare")},
+		{"svc/memory/full/rate200", "Millrace full chain on its memory transport, 200 msg/s",
+			rateRow("full")},
 	}
 }
 
-func system(full bool, ledger string, t *bench.Tracker) (bench.System, error) {
-	if !full {
+type runFunc func(ctx context.Context, n int64) (bench.Result, error)
+
+func system(kind, ledger string, t *bench.Tracker) (bench.System, error) {
+	switch kind {
+	case "bare":
 		return bench.Bare(t)
+	case "bare-memory":
+		return bench.BareMemory(t)
 	}
 	o := bench.FullOpts{}
 	if ledger == "sqlite" {
@@ -121,8 +137,8 @@ func runOne(key string, n int64) int {
 		}
 		res.Key, res.Variant, res.Group = key, r.variant, "6. Service"
 		res.System = "millrace"
-		if strings.Contains(key, "/bare/") {
-			res.System = "watermill GoChannel (same run)"
+		if strings.Contains(key, "/bare-") {
+			res.System = "watermill router (same run)"
 		}
 		fmt.Println(res.Line())
 		return 0

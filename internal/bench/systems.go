@@ -56,6 +56,31 @@ func Bare(t *Tracker) (System, error) {
 	}, nil
 }
 
+// BareMemory runs a bare Watermill router, as Bare does, on Millrace's
+// memory transport instead of GoChannel: set beside Full, it isolates what
+// the middleware chain costs from what the transport costs.
+func BareMemory(t *Tracker) (System, error) {
+	tr := memory.New(memory.Config{})
+	sub, _ := tr.Subscriber("bare")
+	r, err := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
+	if err != nil {
+		return System{}, err
+	}
+	r.AddConsumerHandler("bare", Topic, sub, func(m *message.Message) error {
+		return t.Observe(m.Payload)
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { _ = r.Run(ctx) }()
+	<-r.Running()
+	pub := tr.Publisher()
+	return System{
+		Publish: func(id int64) error {
+			return pub.Publish(Topic, message.NewMessage(watermill.NewUUID(), Payload(id)))
+		},
+		Close: func() { r.Close(); cancel(); tr.Close() },
+	}, nil
+}
+
 // FullOpts selects what the full chain includes.
 type FullOpts struct {
 	// Ledger answers the idempotency check; nil uses an in-memory ledger,
