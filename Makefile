@@ -21,7 +21,7 @@ test: layering
 # Benchmarks: the Go benchmarks, then the RESULT lines for
 # ../shared/peers-bench/run.sh -add 'millrace=./bin/millrace-bench'.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 200000x ./internal/bench/
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 200000x ./router/ ./internal/bench/
 	$(GO) build -o bin/millrace-bench ./cmd/millrace-bench
 	./bin/millrace-bench
 

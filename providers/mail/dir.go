@@ -60,7 +60,7 @@ func (d *Dir) Send(ctx context.Context, m Message) (string, error) {
 		return "", err
 	}
 	if existing != "" {
-		d.logger.InfoContext(ctx, "mail already written", "file", existing, "message_id", id)
+		d.logger.InfoContext(ctx, "mail already written", "file", existing, "mail_message_id", id)
 		return id, nil
 	}
 
@@ -81,7 +81,7 @@ func (d *Dir) Send(ctx context.Context, m Message) (string, error) {
 	if err := os.Rename(tmp.Name(), filepath.Join(d.dir, name)); err != nil {
 		return "", fmt.Errorf("write mail: %w", err)
 	}
-	d.logger.InfoContext(ctx, "mail written", "file", name, "message_id", id)
+	d.logger.InfoContext(ctx, "mail written", "file", name, "mail_message_id", id)
 
 	return id, nil
 }
