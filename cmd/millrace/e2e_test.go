@@ -182,13 +182,80 @@ func TestCLIPublishIsHandledByTheRunningService(t *testing.T) {
 		`"occurred_at":"2026-12-03T10:00:00Z","source_event_id":"cli-test-1"}`)
 	require.Contains(t, out, "queued")
 
-	db, err := store.Open(context.Background(), "sqlite:"+filepath.Join(in.dir, "millrace.db"))
-	require.NoError(t, err)
-	defer db.Close()
+	db := in.db(t)
 	require.Eventually(t, func() bool {
 		var q int
 		err := db.QueryRow(`SELECT quantity FROM usage_aggregates WHERE organisation_id = $1
 			AND metric = 'properties.active'`, demo.OrganisationID).Scan(&q)
 		return err == nil && q == 2
 	}, 20*time.Second, 100*time.Millisecond, "usage not aggregated: %s", logs)
+}
+
+func TestPoisonAndCronOperations(t *testing.T) {
+	in := newInstance(t)
+	in.run(t, "demo")
+	_, logs := in.serve(t)
+
+	// An invitation that does not belong to the named organisation is a
+	// permanent error: poisoned after one attempt, nothing sent.
+	stranger := "0e0e0e0e-0e0e-4e0e-8e0e-0e0e0e0e0e0e"
+	status, body := in.post(t, "platform.user.invited", `{"invitation_id":"`+demo.InvitationID+
+		`","organisation_id":"`+stranger+`","email":"x@example.com","role":"agent",`+
+		`"invited_by_user_id":"`+demo.OwnerUserID+`"}`)
+	require.Equal(t, http.StatusAccepted, status, body)
+	var accepted struct{ ID string }
+	require.NoError(t, json.Unmarshal([]byte(body), &accepted))
+
+	var listed struct {
+		Poison []store.PoisonRecord `json:"poison"`
+	}
+	require.Eventually(t, func() bool {
+		require.NoError(t, json.Unmarshal([]byte(in.run(t, "poison", "list", "--json")), &listed))
+		return len(listed.Poison) == 1
+	}, 20*time.Second, 100*time.Millisecond, "nothing poisoned: %s", logs)
+	rec := listed.Poison[0]
+	require.Equal(t, accepted.ID, rec.MessageID)
+	require.Equal(t, "inviteEmail", rec.Handler)
+	require.Equal(t, "permanent", rec.ErrorClass)
+	require.Equal(t, 1, rec.Attempts)
+
+	shown := in.run(t, "poison", "show", rec.ID)
+	require.Contains(t, shown, stranger)
+	require.Contains(t, in.run(t, "poison", "replay", rec.ID), accepted.ID)
+	// The replayed message keeps its id, fails the same way and is poisoned
+	// again, which reopens the record.
+	require.Eventually(t, func() bool {
+		r := in.poisonRecord(t, rec.ID)
+		return r.TimesPoisoned == 2 && r.Status == store.PoisonOpen
+	}, 20*time.Second, 100*time.Millisecond, "replay not re-poisoned: %s", logs)
+	require.Contains(t, in.run(t, "poison", "discard", rec.ID), "discarded")
+	require.Equal(t, store.PoisonDiscarded, in.poisonRecord(t, rec.ID).Status)
+	files, _ := filepath.Glob(filepath.Join(in.dir, "mail", "*.eml"))
+	require.Empty(t, files, "nothing may be sent for a poisoned invitation")
+
+	// An operator's trigger runs the audit cleanup now.
+	require.Contains(t, in.run(t, "cron", "trigger", "auditCleanup"), "triggered")
+	db := in.db(t)
+	require.Eventually(t, func() bool {
+		var n int
+		err := db.QueryRow(`SELECT COUNT(*) FROM job_runs WHERE job_name = 'auditCleanup'
+			AND status = 'succeeded'`).Scan(&n)
+		return err == nil && n == 1
+	}, 20*time.Second, 100*time.Millisecond, "audit cleanup did not run: %s", logs)
+	require.Contains(t, in.run(t, "cron", "list"), "auditCleanup")
+}
+
+func (in *instance) poisonRecord(t *testing.T, id string) store.PoisonRecord {
+	t.Helper()
+	var r store.PoisonRecord
+	require.NoError(t, json.Unmarshal([]byte(in.run(t, "poison", "show", id)), &r))
+	return r
+}
+
+func (in *instance) db(t *testing.T) *store.DB {
+	t.Helper()
+	db, err := store.Open(context.Background(), "sqlite:"+filepath.Join(in.dir, "millrace.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Close() })
+	return db
 }
