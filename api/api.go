@@ -43,8 +43,19 @@ type Config struct {
 	Ready func(ctx context.Context) error
 	// Gatherer serves /metrics; nil leaves it out.
 	Gatherer prometheus.Gatherer
+	// Metrics counts requests by route and status; nil leaves them out.
+	Metrics *HTTPMetrics
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// CalmonySecrets verify POST /webhooks/calmony-pay (two during a
+	// rotation); with none, every Calmony webhook is refused. DB stores the
+	// events and their outbox messages.
+	CalmonySecrets []string
+	// PayloadKey seals stored webhook payloads at rest (MILLRACE_SECRET_KEY);
+	// empty stores them marked plain, for development.
+	PayloadKey []byte
+	// WebhookMetrics counts inbound webhooks by outcome; nil counts nothing.
+	WebhookMetrics *prometheus.CounterVec
 }
 
 // NewHandler returns the HTTP handler of the whole API.
@@ -53,13 +64,16 @@ func NewHandler(cfg Config) http.Handler {
 		cfg.Now = time.Now
 	}
 	r := chi.NewRouter()
-	r.Use(chimw.Recoverer)
+	r.Use(routeObserver(cfg.Metrics), chimw.Recoverer)
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	r.Get("/readyz", cfg.readyz)
 	if cfg.Gatherer != nil {
 		r.Handle("/metrics", promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{}))
+	}
+	if cfg.DB != nil {
+		r.Post("/webhooks/calmony-pay", (&calmonyWebhook{cfg: cfg}).ServeHTTP)
 	}
 	ing := &ingest{cfg: cfg}
 	r.With(cfg.requireAPIAuth).Post("/v1/events/{topic}", ing.ServeHTTP)
@@ -69,7 +83,7 @@ func NewHandler(cfg Config) http.Handler {
 			adminRoutes(r, cfg)
 		})
 	}
-	return r
+	return traced(r)
 }
 
 func (cfg Config) readyz(w http.ResponseWriter, r *http.Request) {

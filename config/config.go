@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/millrace/millrace/telemetry"
 )
 
 // Transports Millrace can run on.
@@ -50,6 +52,15 @@ type Config struct {
 	// WebhookAllowPrivate lets outbound webhooks reach private and loopback
 	// addresses over plain HTTP. For tests and local demos. Default false.
 	WebhookAllowPrivate bool
+	// CalmonyWebhookSecrets verify Calmony Pay webhooks; two during a
+	// rotation. Empty: every Calmony webhook is refused.
+	CalmonyWebhookSecrets []string
+	// CalmonyAPIKey is Calmony Pay's secret API key (not a webhook secret).
+	CalmonyAPIKey string
+	// CalmonyLiveMode is the Calmony Pay mode served; nil does not check.
+	CalmonyLiveMode *bool
+	// CalmonyAPIURL is the Calmony Pay API base URL.
+	CalmonyAPIURL string
 	// ShutdownTimeout bounds the drain on SIGTERM. Default 30s.
 	ShutdownTimeout time.Duration
 	// LogLevel is debug, info, warn or error. Default info.
@@ -65,6 +76,9 @@ type Config struct {
 	CronEnabled bool
 	// Instance names this replica in cron slot claims. Default the host name.
 	Instance string
+	// Tracing is read from the standard OTEL_* variables, not MILLRACE_*
+	// ones, so that the usual OpenTelemetry deployment tooling applies.
+	Tracing telemetry.TraceSettings
 }
 
 // setting is one configuration entry: its flag, its variable, its default and
@@ -113,6 +127,11 @@ func Load(fs *pflag.FlagSet, lookupEnv func(string) (string, bool)) (Config, err
 			errs = append(errs, fmt.Errorf("%s: %w", src, err))
 		}
 	}
+	tracing, err := telemetry.TraceSettingsFromEnv(lookupEnv)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	c.Tracing = tracing
 	errs = append(errs, c.check()...)
 	if len(errs) > 0 {
 		return c, fmt.Errorf("invalid config: %w", errors.Join(errs...))

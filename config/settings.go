@@ -99,6 +99,48 @@ var settings = []setting{
 	{"webhook-allow-private", "MILLRACE_WEBHOOK_ALLOW_PRIVATE", "false",
 		"let outbound webhooks reach private addresses over HTTP (tests, demos)",
 		boolSetter(func(c *Config) *bool { return &c.WebhookAllowPrivate })},
+	{"calmony-webhook-secrets", "MILLRACE_CALMONY_WEBHOOK_SECRETS", "",
+		"Calmony Pay webhook signing secrets, comma-separated (two during a rotation); " +
+			"empty refuses every Calmony webhook",
+		func(c *Config, v string) error {
+			c.CalmonyWebhookSecrets = nil
+			for _, s := range strings.Split(v, ",") {
+				if s = strings.TrimSpace(s); s != "" {
+					c.CalmonyWebhookSecrets = append(c.CalmonyWebhookSecrets, s)
+				}
+			}
+			if len(c.CalmonyWebhookSecrets) > 2 {
+				return fmt.Errorf("%d secrets: want at most two", len(c.CalmonyWebhookSecrets))
+			}
+			return nil
+		}},
+	{"calmony-api-key", "MILLRACE_CALMONY_API_KEY", "",
+		"Calmony Pay secret API key; empty makes billing calls fail as not configured",
+		func(c *Config, v string) error { c.CalmonyAPIKey = v; return nil }},
+	{"calmony-livemode", "MILLRACE_CALMONY_LIVEMODE", "",
+		"true for Calmony Pay live mode, false for test mode; checkout events of the other " +
+			"mode are refused; empty does not check",
+		func(c *Config, v string) error {
+			if v == "" {
+				c.CalmonyLiveMode = nil
+				return nil
+			}
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("%q: want true, false or empty", v)
+			}
+			c.CalmonyLiveMode = &b
+			return nil
+		}},
+	{"calmony-api-url", "MILLRACE_CALMONY_API_URL", "https://api.calmony.example",
+		"Calmony Pay API base URL",
+		func(c *Config, v string) error {
+			if err := validURL(v, "http", "https"); err != nil {
+				return err
+			}
+			c.CalmonyAPIURL = strings.TrimRight(v, "/")
+			return nil
+		}},
 	{"shutdown-timeout", "MILLRACE_SHUTDOWN_TIMEOUT", "30s",
 		"how long in-flight work may finish on SIGTERM",
 		durationSetter(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},

@@ -23,7 +23,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		handled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "millrace_messages_handled_total",
-			Help: "Deliveries by handler, topic and outcome (acked, duplicate, poisoned, nacked).",
+			Help: "Deliveries by handler, topic and outcome (acked, duplicate, poisoned, " +
+				"nacked), and attempts that were retried (retried).",
 		}, []string{"handler", "topic", "outcome"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "millrace_handler_duration_seconds",
@@ -40,6 +41,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
+// retried counts one retried attempt; m may be nil.
+func (m *Metrics) retried(handler, topic string) {
+	if m != nil {
+		m.handled.WithLabelValues(handler, topic, AttemptRetried).Inc()
+	}
+}
+
 // Observe logs and counts every delivery's outcome. Acks log at Debug, so a
 // busy service stays quiet; poison and nacks are logged by the layers that
 // decide them.
@@ -50,7 +58,8 @@ func Observe(m *Metrics, logger *slog.Logger, topic, handler string) message.Han
 		latency  prometheus.Observer
 	)
 	if m != nil {
-		for _, o := range []string{OutcomeAcked, OutcomeDuplicate, OutcomePoisoned, OutcomeNacked} {
+		for _, o := range []string{OutcomeAcked, OutcomeDuplicate, OutcomePoisoned, OutcomeNacked,
+			AttemptRetried} {
 			handled[o] = m.handled.WithLabelValues(handler, topic, o)
 		}
 		duration = m.duration.WithLabelValues(handler, topic)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/millrace/millrace/cron"
+	"github.com/millrace/millrace/handlers/billing"
 	"github.com/millrace/millrace/handlers/platform"
 	"github.com/millrace/millrace/job"
 	"github.com/millrace/millrace/middleware"
@@ -19,6 +20,7 @@ import (
 // Deps is what handlers are built from.
 type Deps struct {
 	Platform platform.Deps
+	Billing  billing.Deps
 }
 
 // Job kinds.
@@ -35,6 +37,10 @@ type Subscription struct {
 	Topic   string
 	Handler string
 	New     func(d *Deps) job.Handler
+	// Internal marks a topic that only Millrace itself feeds (a verified
+	// provider webhook, another job): the ingest API refuses it, so that a
+	// caller with the API token cannot forge, say, a payment.
+	Internal bool
 }
 
 // Group returns the consumer group of the subscription.
@@ -65,8 +71,8 @@ const defaultTimeout = 2 * time.Minute
 // Default returns Millrace's catalogue.
 func Default() Catalogue {
 	return Catalogue{
-		Jobs:      append(platformJobs(), systemJobs()...),
-		Schedules: platformSchedules(),
+		Jobs:      append(append(platformJobs(), billingJobs()...), systemJobs()...),
+		Schedules: append(platformSchedules(), billingSchedules()...),
 	}
 }
 

@@ -46,6 +46,8 @@ func (r *Router) chain(j Job, s Subscription) []link {
 	}
 	links = append(links,
 		link{"retry", middleware.Retry(policy, logger)},
+		link{"attempt", middleware.Attempt(r.tracer, r.cfg.Metrics, s.Topic, s.Handler,
+			policy.MaxRetries)},
 		link{"timeout", middleware.Timeout(timeout)},
 		link{"recoverer", middleware.Recoverer()},
 	)

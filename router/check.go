@@ -102,11 +102,18 @@ func (c Catalogue) Consumed(topic string) bool {
 }
 
 // Ingestible reports whether apps may publish to topic through the API: a
-// topic some handler here consumes, other than the poison queue and cron
-// ticks, which come only from Millrace itself.
+// topic some handler here consumes, other than the poison queue, cron ticks
+// and internal topics, which come only from Millrace itself.
 func (c Catalogue) Ingestible(topic string) bool {
 	if topic == job.PoisonTopic || !c.Consumed(topic) {
 		return false
+	}
+	for _, j := range c.Jobs {
+		for _, s := range j.Subscriptions {
+			if s.Topic == topic && s.Internal {
+				return false
+			}
+		}
 	}
 	for _, s := range c.Schedules {
 		if s.Topic == topic {

@@ -25,11 +25,9 @@ var domainJobs = []string{
 var notYetBuilt = []string{
 	"eSigningRequeue", "signableWebhookProcess", "actionRequiredScan", "actionRequiredNotify",
 	"endTenancyScan", "renewalNotificationScan", "renewalNotificationSend",
-	"paymentCompletedSync", "autoChargeOverdue", "offerInvitationEmailFn",
-	"offerSubmittedAgentNotifyFn", "rgiPolicyActivate", "complianceCertDistribute",
-	"amlCheckInitiate", "amlCheckProcessResult", "blincUkWebhookProcess",
-	"calmonyPayCheckoutCompleted", "calmonyPayInvoiceSync", "calmonyPayPaymentSync",
-	"calmonyPaySubscriptionSync", "dataRetentionScan",
+	"offerInvitationEmailFn", "offerSubmittedAgentNotifyFn", "rgiPolicyActivate",
+	"complianceCertDistribute", "amlCheckInitiate", "amlCheckProcessResult",
+	"blincUkWebhookProcess", "dataRetentionScan",
 }
 
 func TestEveryDomainJobIsCatalogued(t *testing.T) {

@@ -107,7 +107,7 @@ func TestChainOrder(t *testing.T) {
 		names = append(names, l.name)
 	}
 	require.Equal(t, []string{"tracing", "observe", "correlation", "poison", "retry",
-		"timeout", "recoverer", "validate", "idempotency"}, names)
+		"attempt", "timeout", "recoverer", "validate", "idempotency"}, names)
 }
 
 func TestFailures(t *testing.T) {

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pressly/goose/v3"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -45,11 +46,13 @@ type DB struct {
 }
 
 // Open opens the database named by url: "sqlite:PATH" or a bare file path for
-// SQLite (the directory is created), "postgres://..." for Postgres.
+// SQLite (the directory is created), "postgres://..." or "postgresql://..."
+// for Postgres. A Postgres URL may name the schema to work in with
+// ?search_path=NAME.
 func Open(ctx context.Context, url string) (*DB, error) {
 	switch {
-	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
-		return nil, fmt.Errorf("open store: the Postgres store is not built yet; use a SQLite path")
+	case IsPostgresURL(url):
+		return openPostgres(ctx, url)
 	default:
 		return openSQLite(ctx, strings.TrimPrefix(url, "sqlite:"))
 	}
@@ -69,7 +72,7 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	// at BEGIN so two transactions never deadlock upgrading a read lock.
 	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
 		"&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate&_time_format=sqlite"
-	sqlDB, err := sql.Open("sqlite", dsn)
+	sqlDB, err := openTraced("sqlite", dsn, "sqlite")
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
@@ -88,10 +91,16 @@ func (db *DB) Migrate(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("migrate: %w", err)
 	}
 	dialect := goose.DialectSQLite3
+	var opts []goose.ProviderOption
 	if db.Dialect == Postgres {
 		dialect = goose.DialectPostgres
+		locker, err := migrationLock(ctx, db)
+		if err != nil {
+			return 0, fmt.Errorf("migrate: %w", err)
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
 	}
-	p, err := goose.NewProvider(dialect, db.DB, fsys)
+	p, err := goose.NewProvider(dialect, db.DB, fsys, opts...)
 	if err != nil {
 		return 0, fmt.Errorf("migrate: %w", err)
 	}
@@ -120,14 +129,40 @@ func (db *DB) notifyCommitted() {
 // what Postgres keeps.
 func Now(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
 
+// IsPostgresURL reports whether url names a Postgres database.
+func IsPostgresURL(url string) bool {
+	return strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://")
+}
+
+// pgUniqueViolation is Postgres's SQLSTATE for a unique or primary key
+// conflict.
+const pgUniqueViolation = "23505"
+
 // IsUniqueViolation reports whether err is a unique or primary key conflict.
 func IsUniqueViolation(err error) bool {
 	if err == nil {
 		return false
 	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == pgUniqueViolation
+	}
 	// modernc reports "constraint failed: UNIQUE constraint failed: ...";
 	// the driver's error code type would pull its internals into every caller.
 	msg := err.Error()
-	return strings.Contains(msg, "UNIQUE constraint failed") ||
-		strings.Contains(msg, "SQLSTATE 23505")
+	return strings.Contains(msg, "UNIQUE constraint failed")
+}
+
+// MigrationFiles returns the names of the migration files of dialect, in the
+// order they apply.
+func MigrationFiles(dialect Dialect) ([]string, error) {
+	entries, err := fs.ReadDir(migrationFS, "migrations/"+string(dialect))
+	if err != nil {
+		return nil, fmt.Errorf("list migrations: %w", err)
+	}
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names, nil
 }

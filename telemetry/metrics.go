@@ -29,6 +29,16 @@ func NewCronMetrics(reg prometheus.Registerer) *CronMetrics {
 	return m
 }
 
+// Init creates every series of the schedules at zero, so that dashboards
+// and alerts see them before the first slot fires or is missed.
+func (m *CronMetrics) Init(schedules ...string) {
+	for _, s := range schedules {
+		m.fired.WithLabelValues(s, "false")
+		m.fired.WithLabelValues(s, "true")
+		m.missed.WithLabelValues(s)
+	}
+}
+
 // OnFire records a fired slot.
 func (m *CronMetrics) OnFire(schedule string, catchUp bool) {
 	v := "false"

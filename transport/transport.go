@@ -10,6 +10,8 @@ import (
 	"fmt"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/millrace/millrace/job"
 )
@@ -39,8 +41,10 @@ var ErrUnknownTopic = errors.New("unknown topic")
 var ErrUnavailable = errors.New("transport unavailable")
 
 // Guard wraps a publisher so that a topic outside known is an error, never a
-// message into the void, and so that every message carries the trace context
-// of the context it was published with.
+// message into the void, and so that every publish is a producer span whose
+// context the message carries in its metadata: Watermill does not carry trace
+// context across a broker, so this is what lets a consumer continue the
+// trace on every transport.
 func Guard(pub message.Publisher, known func(topic string) bool) message.Publisher {
 	return guard{pub: pub, known: known}
 }
@@ -54,12 +58,18 @@ func (g guard) Publish(topic string, msgs ...*message.Message) error {
 	if !g.known(topic) {
 		return fmt.Errorf("publish: %w: %q", ErrUnknownTopic, topic)
 	}
-	for _, m := range msgs {
-		if m.Metadata.Get(job.MetaTraceparent) == "" {
-			job.InjectTrace(m.Context(), m.Metadata)
-		}
+	spans := make([]trace.Span, len(msgs))
+	for i, m := range msgs {
+		spans[i] = startPublish(topic, m)
 	}
-	if err := g.pub.Publish(topic, msgs...); err != nil {
+	err := g.pub.Publish(topic, msgs...)
+	for _, s := range spans {
+		if err != nil {
+			s.SetStatus(codes.Error, err.Error())
+		}
+		s.End()
+	}
+	if err != nil {
 		return fmt.Errorf("publish %s: %w: %w", topic, ErrUnavailable, err)
 	}
 	return nil

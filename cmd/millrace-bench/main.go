@@ -5,14 +5,18 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/millrace/millrace/internal/bench"
 	"github.com/millrace/millrace/store"
@@ -60,6 +64,12 @@ func rows() []row {
 			maxRow("bare-memory", 4, "")},
 		{"svc/memory/full/max-p4", "Millrace full chain on its memory transport, 4 publishers",
 			maxRow("full", 4, "memory")},
+		{tracedKey + "p1", "Millrace full chain, every span exported over OTLP/HTTP to an " +
+			"in-process collector, 1 publisher", maxRow("full-traced", 1, "memory")},
+		{tracedKey + "p4", "Millrace full chain, every span exported over OTLP/HTTP to an " +
+			"in-process collector, 4 publishers", maxRow("full-traced", 4, "memory")},
+		{sampledKey + "p4", "Millrace full chain, 10% of traces exported over OTLP/HTTP to an " +
+			"in-process collector, 4 publishers", maxRow("full-traced-10pct", 4, "memory")},
 		{"svc/memory/full-sqlite-ledger/max-p4",
 			"Millrace full chain + SQLite idempotency read, 4 publishers", maxRow("full", 4, "sqlite")},
 		{"svc/memory/bare-gochannel/rate200", "bare Watermill router on GoChannel, 200 msg/s",
@@ -79,6 +89,12 @@ func system(kind, ledger string, t *bench.Tracker) (bench.System, error) {
 		return bench.BareMemory(t)
 	}
 	o := bench.FullOpts{}
+	switch kind {
+	case "full-traced":
+		return tracedSystem(t, nil)
+	case "full-traced-10pct":
+		return tracedSystem(t, sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0.1)))
+	}
 	if ledger == "sqlite" {
 		dir, err := os.MkdirTemp("", "millrace-bench")
 		if err != nil {
@@ -99,6 +115,7 @@ func system(kind, ledger string, t *bench.Tracker) (bench.System, error) {
 func main() {
 	only := flag.String("only", "", "run the row with this key in this process")
 	n := flag.Int64("n", 200000, "messages per max row")
+	rounds := flag.Int("tracing-rounds", 3, "runs of each side of the tracing cost ratio")
 	flag.Parse()
 	if *only != "" {
 		os.Exit(runOne(*only, *n))
@@ -109,15 +126,33 @@ func main() {
 		os.Exit(1)
 	}
 	failed := false
-	for _, r := range rows() {
-		fmt.Fprintf(os.Stderr, "bench: %s\n", r.key)
-		cmd := exec.Command(self, "-only", r.key, "-n", fmt.Sprint(*n))
-		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	runRow := func(key string, show io.Writer) (bench.Result, bool) {
+		fmt.Fprintf(os.Stderr, "bench: %s\n", key)
+		var out bytes.Buffer
+		cmd := exec.Command(self, "-only", key, "-n", fmt.Sprint(*n))
+		cmd.Stdout, cmd.Stderr = io.MultiWriter(show, &out), os.Stderr
 		if err := cmd.Run(); err != nil {
-			fmt.Fprintf(os.Stderr, "bench: %s: %v\n", r.key, err)
+			fmt.Fprintf(os.Stderr, "bench: %s: %v\n", key, err)
 			failed = true
 		}
+		return parseResult(out.String())
 	}
+	samples := map[string][]bench.Result{}
+	for _, r := range rows() {
+		if res, ok := runRow(r.key, os.Stdout); ok {
+			samples[r.key] = append(samples[r.key], res)
+		}
+	}
+	// The tracing cost is a ratio of two noisy numbers: more rounds, run
+	// alternately, give each side a median.
+	for range *rounds - 1 {
+		for _, key := range []string{untracedKey + "p4", tracedKey + "p4", sampledKey + "p4"} {
+			if res, ok := runRow(key, io.Discard); ok {
+				samples[key] = append(samples[key], res)
+			}
+		}
+	}
+	printTracingRatio(samples)
 	if failed {
 		os.Exit(1)
 	}

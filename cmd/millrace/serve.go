@@ -54,7 +54,10 @@ func (e env) serve(ctx context.Context) error {
 		return fmt.Errorf("transport %q is not available in this build; use memory",
 			e.cfg.Transport)
 	}
-	_, shutdownTracing := telemetry.SetupTracing()
+	shutdownTracing, err := telemetry.StartTracing(ctx, e.cfg.Tracing)
+	if err != nil {
+		return err
+	}
 	defer shutdownTracing(context.Background())
 
 	db, err := e.openStore(ctx, e.cfg.Migrate)
@@ -82,6 +85,7 @@ func (e env) serve(ctx context.Context) error {
 		return err
 	}
 	telemetry.RegisterPoisonDepth(reg, db.CountPoison)
+	registerQueueDepth(reg, tr, cat)
 	ticker, err := e.ticker(db, cat, telemetry.NewCronMetrics(reg))
 	if err != nil {
 		return err
@@ -160,7 +164,7 @@ func (e env) httpServer(p runParts) (*http.Server, net.Listener, error) {
 	h := api.NewHandler(api.Config{
 		Publisher: p.rt.Publisher(), Registry: schemas.Default(), Catalogue: p.cat,
 		DB: p.db, Logger: e.logger, APIToken: e.cfg.APIToken, AdminToken: e.cfg.AdminToken,
-		Gatherer: p.reg,
+		Gatherer: p.reg, Metrics: api.NewHTTPMetrics(p.reg),
 		Ready: func(ctx context.Context) error {
 			if err := p.db.Ping(ctx); err != nil {
 				return fmt.Errorf("database: %w", err)
@@ -183,6 +187,22 @@ func (e env) httpServer(p runParts) (*http.Server, net.Listener, error) {
 	return srv, ln, nil
 }
 
+// registerQueueDepth exposes the backlog of every subscription when the
+// transport can tell it.
+func registerQueueDepth(reg prometheus.Registerer, tr transport.Transport, cat router.Catalogue) {
+	b, ok := tr.(telemetry.Backlogger)
+	if !ok {
+		return
+	}
+	var subs []telemetry.TopicGroup
+	for _, j := range cat.Jobs {
+		for _, s := range j.Subscriptions {
+			subs = append(subs, telemetry.TopicGroup{Topic: s.Topic, Group: s.Group()})
+		}
+	}
+	telemetry.RegisterQueueDepth(reg, b, subs)
+}
+
 // warnings says at start-up what an operator must know about this mode.
 func (e env) warnings(ctx context.Context) {
 	if e.cfg.Transport == config.TransportMemory {
@@ -194,6 +214,17 @@ func (e env) warnings(ctx context.Context) {
 	}
 	if len(e.cfg.SecretKey) == 0 {
 		e.logger.WarnContext(ctx, "no MILLRACE_SECRET_KEY: webhook secrets are stored in the clear")
+	}
+	if len(e.cfg.CalmonyWebhookSecrets) == 0 {
+		e.logger.WarnContext(ctx, "no MILLRACE_CALMONY_WEBHOOK_SECRETS: "+
+			"every Calmony Pay webhook is refused")
+	}
+	if e.cfg.CalmonyAPIKey == "" {
+		e.logger.WarnContext(ctx, "no MILLRACE_CALMONY_API_KEY: billing calls fail as not configured")
+	}
+	if t := e.cfg.Tracing; t.Enabled() {
+		e.logger.InfoContext(ctx, "exporting traces", slog.String("exporter", t.Exporter),
+			slog.String("protocol", t.Protocol), slog.String("service", t.ServiceName))
 	}
 	if e.cfg.SMTPURL == "" {
 		e.logger.InfoContext(ctx, "no MILLRACE_SMTP_URL: mail is written as .eml files",

@@ -11,8 +11,10 @@ import (
 
 	"github.com/millrace/millrace/config"
 	"github.com/millrace/millrace/cron"
+	"github.com/millrace/millrace/handlers/billing"
 	"github.com/millrace/millrace/handlers/platform"
 	"github.com/millrace/millrace/job"
+	"github.com/millrace/millrace/providers/calmonypay"
 	"github.com/millrace/millrace/providers/mail"
 	"github.com/millrace/millrace/providers/webhooks"
 	"github.com/millrace/millrace/router"
@@ -79,6 +81,17 @@ func (e env) deps(db *store.DB) (*router.Deps, error) {
 		AppBaseURL: e.cfg.AppBaseURL,
 		Webhooks:   webhooks.NewClient(webhooks.Config{AllowPrivate: e.cfg.WebhookAllowPrivate}),
 		SecretKey:  e.cfg.SecretKey,
+	}, Billing: billing.Deps{
+		DB:       db,
+		Clock:    job.SystemClock{},
+		Location: e.cfg.Timezone,
+		Logger:   e.logger,
+		Calmony: calmonypay.NewClient(calmonypay.Config{BaseURL: e.cfg.CalmonyAPIURL,
+			APIKey: e.cfg.CalmonyAPIKey, Logger: e.logger}),
+		Mail:       sender,
+		MailFrom:   e.cfg.MailFrom,
+		AppBaseURL: e.cfg.AppBaseURL,
+		LiveMode:   e.cfg.CalmonyLiveMode,
 	}}, nil
 }
 
@@ -96,6 +109,9 @@ func (e env) ticker(db *store.DB, cat router.Catalogue, m *telemetry.CronMetrics
 	}
 	if m != nil {
 		cfg.OnFireFunc, cfg.OnMissFunc = m.OnFire, m.OnMiss
+		for _, s := range cat.Schedules {
+			m.Init(s.Name)
+		}
 	}
 	return cron.NewTicker(cfg)
 }

@@ -25,7 +25,7 @@ const auditHoldFilter = `
 
 // deleteBatch deletes up to batchSize due rows of scope s in one short
 // transaction, saving the run's updated counts in job_runs in the same
-// transaction, and returns how many it deleted. The ids are selected and
+// transaction, and returns how many it selected. The ids are selected and
 // deleted together so that a legal hold placed in between cannot be missed.
 func (h *auditCleaner) deleteBatch(ctx context.Context, tick auditTick, s auditScope,
 	stats *auditRunStats) (int, error) {
@@ -37,10 +37,11 @@ func (h *auditCleaner) deleteBatch(ctx context.Context, tick auditTick, s auditS
 		if err != nil || len(ids) == 0 {
 			return err
 		}
-		if err := deleteAuditRows(ctx, tx, ids); err != nil {
+		n, err := deleteAuditRows(ctx, tx, ids)
+		if err != nil {
 			return err
 		}
-		next.Deleted[s.Category] += int64(len(ids))
+		next.Deleted[s.Category] += n
 		next.Batches++
 		if err := saveAuditProgress(ctx, tx, tick, next); err != nil {
 			return err
@@ -119,20 +120,31 @@ func auditDueQuery(s auditScope, limit int) (string, []any) {
 	return b.String(), args
 }
 
-// deleteAuditRows deletes the rows with the given ids.
-func deleteAuditRows(ctx context.Context, tx *store.Tx, ids []string) error {
+// deleteAuditRows deletes the rows with the given ids that are still not
+// under a legal hold, and returns how many it deleted. The hold is checked
+// again because on Postgres, under READ COMMITTED, a hold committed after the
+// SELECT is visible to this statement though it was not to the select (SQLite
+// holds the write lock for the whole transaction, so there it cannot happen).
+// Counting what was deleted, not what was selected, also keeps the counts
+// right when a racing delivery of the same tick deleted some rows first.
+func deleteAuditRows(ctx context.Context, tx *store.Tx, ids []string) (int64, error) {
 	marks := make([]string, len(ids))
 	args := make([]any, len(ids))
 	for i, id := range ids {
 		marks[i] = fmt.Sprintf("$%d", i+1)
 		args[i] = id
 	}
-	_, err := tx.ExecContext(ctx,
-		`DELETE FROM audit_logs WHERE id IN (`+strings.Join(marks, ", ")+`)`, args...)
+	res, err := tx.ExecContext(ctx, `DELETE FROM audit_logs WHERE id IN (
+		SELECT a.id FROM audit_logs a WHERE a.id IN (`+strings.Join(marks, ", ")+`)`+
+		auditHoldFilter+`)`, args...)
 	if err != nil {
-		return fmt.Errorf("delete audit rows: %w", err)
+		return 0, fmt.Errorf("delete audit rows: %w", err)
 	}
-	return nil
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("delete audit rows: %w", err)
+	}
+	return n, nil
 }
 
 // saveAuditProgress stores the run's counts so far. It fails with

@@ -245,7 +245,7 @@ func (f *inviteFixture) dump() string {
 	var out string
 	for _, q := range []string{
 		`SELECT COALESCE(token_hash, '') || ' ' || COALESCE(last_error, '') FROM invitations`,
-		`SELECT action || ' ' || COALESCE(metadata, '') FROM audit_logs`,
+		`SELECT action || ' ' || COALESCE(metadata, '{}') FROM audit_logs`,
 		`SELECT dedupe_key || ' ' || provider_message_id FROM mail_log`,
 		`SELECT idempotency_key FROM processed_messages`,
 		`SELECT payload || ' ' || metadata FROM outbox`,

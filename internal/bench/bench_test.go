@@ -46,3 +46,18 @@ func TestFullChainDeliversEverythingOnce(t *testing.T) {
 		t.Fatalf("delivered %d with %d duplicates, want %d once each", res.N, res.Dups, n)
 	}
 }
+
+func BenchmarkFullChainTraced(b *testing.B) {
+	benchmark(b, func(t *Tracker) (System, error) {
+		col, err := StartCollector()
+		if err != nil {
+			return System{}, err
+		}
+		b.Cleanup(func() { col.Close() })
+		exp, err := col.Exporter(context.Background())
+		if err != nil {
+			return System{}, err
+		}
+		return Full(t, FullOpts{Exporter: exp})
+	})
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 	"github.com/prometheus/client_golang/prometheus"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/millrace/millrace/job"
 	"github.com/millrace/millrace/middleware"
@@ -86,6 +87,13 @@ type FullOpts struct {
 	// Ledger answers the idempotency check; nil uses an in-memory ledger,
 	// which measures the chain's own cost without a database read.
 	Ledger middleware.Ledger
+	// Exporter, when set, records every span (the default sampler:
+	// parent-based, always on) and exports them through a batch span
+	// processor, as serve does with OTEL_EXPORTER_OTLP_ENDPOINT set. Nil
+	// leaves tracing off: spans carry ids and are not recorded.
+	Exporter sdktrace.SpanExporter
+	// Sampler, when set with Exporter, replaces the default sampler.
+	Sampler sdktrace.Sampler
 }
 
 // Full runs Millrace's router, with its whole middleware chain (tracing,
@@ -102,7 +110,14 @@ func Full(t *Tracker, o FullOpts) (System, error) {
 	if ledger == nil {
 		ledger = &memLedger{}
 	}
-	telemetry.SetupTracing()
+	var exporters []sdktrace.SpanExporter
+	if o.Exporter != nil {
+		exporters = append(exporters, o.Exporter)
+	}
+	_, stopTracing := telemetry.SetupTracing(exporters...)
+	if o.Sampler != nil {
+		_, stopTracing = telemetry.SetupTracingSampled(o.Sampler, exporters...)
+	}
 	h := job.HandlerFunc(func(_ context.Context, m job.Message) error { return t.Observe(m.Payload) })
 	cat := router.Catalogue{Jobs: []router.Job{
 		{Name: "bench", Kind: router.KindEvent, Subscriptions: []router.Subscription{{
@@ -135,7 +150,7 @@ func Full(t *Tracker, o FullOpts) (System, error) {
 			ev := job.NewEvent(ctx, "", Topic, payload, "bench", nowFunc())
 			return pub.Publish(Topic, transport.ToMessage(ctx, ev))
 		},
-		Close: func() { rt.Close(); tr.Close() },
+		Close: func() { rt.Close(); tr.Close(); _ = stopTracing(context.Background()) },
 	}, nil
 }
 

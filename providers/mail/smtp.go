@@ -158,8 +158,14 @@ func (s *SMTP) Send(ctx context.Context, m Message) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("send mail: %w", err)
 	}
-	if err := s.client.DialAndSendWithContext(ctx, msg); err != nil {
-		return "", classify(ctx, err, addrs)
+	err = traceSend(ctx, "smtp", func(ctx context.Context) error {
+		if err := s.client.DialAndSendWithContext(ctx, msg); err != nil {
+			return classify(ctx, err, addrs)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
 	}
 	return MessageID(m.DedupeKey), nil
 }

@@ -161,7 +161,7 @@ func TestDeliverPinsTheCheckedAddress(t *testing.T) {
 	c := NewClient(Config{AllowPrivate: true, Resolver: res})
 	roots := x509.NewCertPool()
 	roots.AddCert(srv.Certificate())
-	c.http.Transport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: roots}
+	c.http.Transport.(tracedTransport).next.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: roots}
 
 	resp, err := c.Deliver(context.Background(),
 		testRequest("https://hooks.example.com:"+port+"/in"))

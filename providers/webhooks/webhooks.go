@@ -61,7 +61,7 @@ func NewClient(cfg Config) *Client {
 		rt = newPinnedTransport(cfg)
 	}
 	return &Client{cfg: cfg, http: &http.Client{
-		Transport: rt,
+		Transport: tracedTransport{next: rt},
 		// A redirect is the endpoint's answer, not an instruction: following
 		// it would let a customer point Millrace at an address the guard
 		// never checked.

@@ -1,0 +1,304 @@
+package postgres
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// subscription is one Subscribe call. One goroutine (run) owns its state:
+// it hands out claimed messages while fewer than Concurrency are in flight,
+// asks the claimer goroutine for more, renews the leases and hands back
+// what it cannot finish. A goroutine per delivered message waits for its
+// ack or nack, and the acker deletes acked rows in batches. No transaction
+// stays open while a handler runs: a claim, an ack batch and a renewal are
+// each one short statement.
+type subscription struct {
+	s     *Subscriber
+	t     *Transport
+	topic string
+	id    int32  // millrace_queue_subscriptions.id
+	token string // claimed_by of the rows this subscription holds
+
+	ctx       context.Context // the Subscribe call's
+	msgCtx    context.Context // parent of delivered messages' contexts
+	msgCancel context.CancelFunc
+
+	out       chan *message.Message
+	wakeC     chan struct{}
+	results   chan result
+	acks      chan int64
+	stop      chan struct{}
+	stopOnce  sync.Once
+	abandon   chan struct{} // closed when the close wait runs out
+	ackerDone chan struct{}
+	done      chan struct{}
+
+	claimReq chan int
+	claimRes chan claimResult
+	claims   atomic.Int64 // claims run, for tests
+	claiming bool         // a claim is running
+	stale    bool         // a nack came while it ran
+
+	buffer   []claimed          // claimed, not yet handed out, in id order
+	inflight map[int64]struct{} // handed out, not yet acked or nacked
+}
+
+type claimed struct {
+	id     int64
+	msg    *message.Message
+	cancel context.CancelFunc // ends msg's context
+}
+
+type result struct {
+	id    int64
+	acked bool
+}
+
+// poke wakes the subscription without blocking.
+func (s *subscription) poke() {
+	select {
+	case s.wakeC <- struct{}{}:
+	default:
+	}
+}
+
+func (s *subscription) run() {
+	defer close(s.done)
+	go s.ackLoop()
+	go s.claimLoop()
+	poll := time.NewTicker(s.t.cfg.PollInterval)
+	defer poll.Stop()
+	renew := time.NewTicker(s.t.cfg.Lease / 3)
+	defer renew.Stop()
+	more := true // there may be messages to claim
+	for {
+		if more && !s.claiming {
+			if n := s.claimSize(); n > 0 {
+				s.claimReq <- n
+				s.claiming, more = true, false
+			}
+		}
+		var send chan<- *message.Message
+		var next *message.Message
+		if len(s.buffer) > 0 && len(s.inflight) < s.s.cfg.Concurrency {
+			s.prepare(&s.buffer[0])
+			send, next = s.out, s.buffer[0].msg
+		}
+		select {
+		case send <- next:
+			s.handedOut()
+		case c := <-s.claimRes:
+			more = s.claimed(c) || more
+		case r := <-s.results:
+			more = s.settle(r) || more
+		case <-s.wakeC:
+			more = true
+		case <-poll.C:
+			more = true
+		case <-renew.C:
+			s.renew()
+		case <-s.ctx.Done():
+			s.drain()
+			return
+		case <-s.stop:
+			s.drain()
+			return
+		}
+	}
+}
+
+// claimSize is how many messages to claim now: none until half the room is
+// free, so that claims come in batches, unless nothing is left to hand out.
+func (s *subscription) claimSize() int {
+	capacity := s.s.cfg.Concurrency + s.s.cfg.Prefetch
+	room := capacity - len(s.buffer) - len(s.inflight)
+	if room <= 0 || (len(s.buffer) > 0 && 2*room < capacity) {
+		return 0
+	}
+	return room
+}
+
+// claimLoop runs the claims the subscription asks for, so that handing out
+// messages never waits for one.
+func (s *subscription) claimLoop() {
+	for n := range s.claimReq {
+		rows, err := s.claimRows(n)
+		s.claims.Add(1)
+		s.claimRes <- claimResult{rows: rows, err: err, asked: n}
+	}
+}
+
+type claimResult struct {
+	rows  []claimed
+	err   error
+	asked int
+}
+
+// claimed takes a claim's rows into the buffer, or hands them straight back
+// when a nack came while the claim ran (the nacked message goes first). It
+// reports whether there may be more to claim.
+func (s *subscription) claimed(c claimResult) bool {
+	s.claiming = false
+	if c.err != nil {
+		s.t.log.WarnContext(s.ctx, "claim messages failed, will poll again",
+			"topic", s.topic, "group", s.s.group, "error", c.err.Error())
+		return false
+	}
+	if s.stale {
+		s.stale = false
+		s.release(ids(c.rows), false)
+		return true
+	}
+	s.buffer = append(s.buffer, c.rows...)
+	return len(c.rows) == c.asked
+}
+
+func ids(rows []claimed) []int64 {
+	out := make([]int64, len(rows))
+	for i, c := range rows {
+		out[i] = c.id
+	}
+	return out
+}
+
+// prepare gives c's message a context of its own before it is handed out.
+func (s *subscription) prepare(c *claimed) {
+	if c.cancel == nil {
+		ctx, cancel := context.WithCancel(s.msgCtx)
+		c.msg.SetContext(ctx)
+		c.cancel = cancel
+	}
+}
+
+// handedOut moves the head of the buffer in flight and waits for its
+// outcome in its own goroutine.
+func (s *subscription) handedOut() {
+	c := s.buffer[0]
+	s.buffer[0] = claimed{}
+	s.buffer = s.buffer[1:]
+	s.inflight[c.id] = struct{}{}
+	go s.await(c)
+}
+
+// await reports the message's ack or nack and ends its context.
+func (s *subscription) await(c claimed) {
+	defer c.cancel()
+	var r result
+	select {
+	case <-c.msg.Acked():
+		r = result{id: c.id, acked: true}
+	case <-c.msg.Nacked():
+		r = result{id: c.id}
+	case <-s.abandon:
+		return
+	}
+	select {
+	case s.results <- r:
+	case <-s.abandon:
+	}
+}
+
+// settle records an outcome. An ack goes to the acker; a nack hands the
+// message back at once together with the prefetched ones, so that the next
+// claim takes it again first and a lone subscriber keeps the publish order.
+// It reports whether a claim should follow.
+func (s *subscription) settle(r result) bool {
+	delete(s.inflight, r.id)
+	if r.acked {
+		s.acks <- r.id
+		return false
+	}
+	s.release(append(s.dropBuffer(), r.id), false)
+	s.stale = s.claiming
+	return true
+}
+
+// dropBuffer empties the buffer and returns the ids it held.
+func (s *subscription) dropBuffer() []int64 {
+	ids := make([]int64, 0, len(s.buffer)+1)
+	for _, c := range s.buffer {
+		if c.cancel != nil {
+			c.cancel()
+		}
+		ids = append(ids, c.id)
+	}
+	s.buffer = nil
+	return ids
+}
+
+// drain stops handing out messages: it hands back the prefetched ones, waits
+// up to CloseTimeout for those in flight, then ends their contexts, hands
+// them back and closes the channel.
+func (s *subscription) drain() {
+	s.t.unwatch(s.topic, s)
+	if s.claiming {
+		if c := <-s.claimRes; c.err == nil {
+			s.release(ids(c.rows), true)
+		}
+		s.claiming = false
+	}
+	close(s.claimReq)
+	s.release(s.dropBuffer(), true)
+	wait := time.NewTimer(s.t.cfg.CloseTimeout)
+	defer wait.Stop()
+	for len(s.inflight) > 0 {
+		select {
+		case r := <-s.results:
+			s.settle(r)
+			continue
+		case <-wait.C:
+		}
+		break
+	}
+	close(s.abandon)
+	s.msgCancel()
+	for len(s.results) > 0 { // outcomes that came with the timeout
+		s.settle(<-s.results)
+	}
+	ids := make([]int64, 0, len(s.inflight))
+	for id := range s.inflight {
+		ids = append(ids, id)
+	}
+	s.release(ids, true)
+	close(s.acks)
+	<-s.ackerDone
+	close(s.out)
+}
+
+// ackLoop deletes acked rows, batching the acks that arrive while a delete
+// runs, and wakes the subscription afterwards: the next message of a
+// partition key becomes claimable only once the previous one is deleted.
+func (s *subscription) ackLoop() {
+	defer close(s.ackerDone)
+	var pending []int64
+	for {
+		id, ok := <-s.acks
+		if !ok {
+			return
+		}
+		pending = append(pending[:0], id)
+		closed := false
+	collect:
+		for {
+			select {
+			case id, ok := <-s.acks:
+				if !ok {
+					closed = true
+					break collect
+				}
+				pending = append(pending, id)
+			default:
+				break collect
+			}
+		}
+		s.deleteAcked(pending)
+		s.poke()
+		if closed {
+			return
+		}
+	}
+}
