@@ -2,7 +2,10 @@ package router
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"log/slog"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -18,6 +21,7 @@ import (
 	"github.com/millrace/millrace/job"
 	"github.com/millrace/millrace/store"
 	"github.com/millrace/millrace/telemetry"
+	"github.com/millrace/millrace/transport"
 )
 
 var (
@@ -122,4 +126,46 @@ func keys(m map[string][]sdktrace.ReadOnlySpan) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+type discardPublisher struct{}
+
+func (discardPublisher) Publish(string, ...*message.Message) error { return nil }
+func (discardPublisher) Close() error                              { return nil }
+
+// An event a handler emits is published by the relay after commit, outside
+// any context; its publish span still continues the handler's trace, under
+// the attempt that emitted it.
+func TestEmittedEventContinuesTheTrace(t *testing.T) {
+	rec := spanRecorder()
+	payload, err := os.ReadFile(
+		"../schemas/examples/platform.usage.threshold_crossed/valid.json")
+	require.NoError(t, err)
+	const emitted = "platform.usage.threshold_crossed"
+	h := setup(t, func(ctx context.Context, db *store.DB, m job.Message) error {
+		return db.InTx(ctx, func(tx *store.Tx) error {
+			_, err := tx.Emit(ctx, emitted, json.RawMessage(payload), store.EmitOpts{})
+			return err
+		})
+	})
+	ctx, root := otel.Tracer("test").Start(context.Background(), "caller")
+	m := message.NewMessage(job.NewID(), []byte(`{"n":1}`))
+	m.SetContext(ctx)
+	require.NoError(t, h.pub.Publish(testTopic, m))
+	root.End()
+	id := root.SpanContext().TraceID()
+	require.Eventually(t, func() bool {
+		return len(spansOf(rec, id)["thing attempt"]) == 1
+	}, 10*time.Second, 5*time.Millisecond)
+
+	relay := &transport.Relay{DB: h.db, Logger: slog.New(slog.DiscardHandler),
+		Publisher: transport.Guard(discardPublisher{}, func(string) bool { return true })}
+	n, err := relay.Flush(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+
+	spans := spansOf(rec, id)
+	require.Len(t, spans["publish "+emitted], 1, "the relayed publish is in the handler's trace")
+	require.Equal(t, spans["thing attempt"][0].SpanContext().SpanID(),
+		spans["publish "+emitted][0].Parent().SpanID())
 }
