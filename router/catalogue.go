@@ -57,6 +57,11 @@ type Job struct {
 	Emits   []string
 	Retry   middleware.RetryPolicy
 	Timeout time.Duration
+	// Concurrency is how many of the job's messages one subscriber handles
+	// at once, on transports that can (default 1).
+	Concurrency int
+	// Unordered lets one organisation's messages run out of publish order.
+	Unordered bool
 }
 
 // Catalogue is the whole registration of Millrace.
@@ -85,6 +90,9 @@ func platformJobs() []Job {
 					return platform.NewUsageAggregate(d.Platform)
 				}}},
 			Emits: []string{"platform.usage.threshold_crossed"},
+			// Each organisation's usage stays in order; organisations run side
+			// by side.
+			Concurrency: 4,
 		},
 		{
 			Name: platform.WebhookDeliver, Kind: KindEvent,

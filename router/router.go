@@ -84,7 +84,7 @@ func New(cfg Config) (*Router, error) {
 func (r *Router) addHandlers() error {
 	for _, j := range r.cfg.Catalogue.Jobs {
 		for _, s := range j.Subscriptions {
-			sub, err := r.cfg.Transport.Subscriber(s.Group())
+			sub, err := r.subscriber(j, s)
 			if err != nil {
 				return fmt.Errorf("subscribe %s to %s: %w", s.Handler, s.Topic, err)
 			}
@@ -97,6 +97,19 @@ func (r *Router) addHandlers() error {
 		}
 	}
 	return nil
+}
+
+// SubscriberTuner is a transport whose subscribers take a job's concurrency
+// and ordering. Other transports get Subscriber(group) and ignore both.
+type SubscriberTuner interface {
+	SubscriberWith(group string, concurrency int, unordered bool) (message.Subscriber, error)
+}
+
+func (r *Router) subscriber(j Job, s Subscription) (message.Subscriber, error) {
+	if t, ok := r.cfg.Transport.(SubscriberTuner); ok {
+		return t.SubscriberWith(s.Group(), max(j.Concurrency, 1), j.Unordered)
+	}
+	return r.cfg.Transport.Subscriber(s.Group())
 }
 
 // Publisher returns the guarded publisher: unknown topics are errors, and

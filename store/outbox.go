@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -53,9 +54,26 @@ type EmitOpts struct {
 // Enqueue writes a fully built event to the outbox. An event whose id is
 // already there is left alone: the outbox is keyed by message id, which makes
 // re-enqueueing the same event (a replay, a second cron claimant) harmless.
+// With a TxPublisher set, the event is published in the transaction instead.
 func (tx *Tx) Enqueue(ctx context.Context, ev job.Event) error {
+	if tx.db.txPublish != nil {
+		if err := tx.db.txPublish(ctx, tx.Tx, ev); err != nil {
+			return fmt.Errorf("enqueue %s: %w", ev.Topic, err)
+		}
+		return nil
+	}
 	return tx.EnqueueReplay(ctx, ev, ev.ID)
 }
+
+// TxPublisher publishes an event inside the transaction that emits it, on a
+// transport whose queue lives in the same database: the event exists if and
+// only if the transaction commits, with no outbox row and no relay hop.
+type TxPublisher func(ctx context.Context, tx *sql.Tx, ev job.Event) error
+
+// SetTxPublisher makes Enqueue (and so Emit) publish through p. Call it
+// before the first transaction. Replays (EnqueueReplay) and the outbox rows
+// of other processes still go through the outbox and its relay.
+func (db *DB) SetTxPublisher(p TxPublisher) { db.txPublish = p }
 
 // EnqueueReplay writes an event to the outbox under dedupeKey instead of its
 // id, so that an event already sent once can be sent again with the same id.

@@ -43,6 +43,9 @@ type DB struct {
 	// committed is signalled after a transaction that wrote to the outbox
 	// commits, so the relay publishes at once instead of at its next poll.
 	committed chan struct{}
+	// txPublish, when set, publishes enqueued events in their transaction
+	// instead of writing them to the outbox.
+	txPublish TxPublisher
 }
 
 // Open opens the database named by url: "sqlite:PATH" or a bare file path for

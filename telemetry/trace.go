@@ -19,7 +19,8 @@ const TracerName = "github.com/millrace/millrace"
 // still get trace and span ids, which reach logs and message metadata, but
 // are not recorded unless an upstream caller sampled them; with exporters,
 // every root span is sampled.
-func SetupTracing(exporters ...sdktrace.SpanExporter) (trace.TracerProvider, func(context.Context) error) {
+func SetupTracing(exporters ...sdktrace.SpanExporter) (trace.TracerProvider,
+	func(context.Context) error) {
 	return setupTracing(TraceSettings{ServiceName: DefaultServiceName}, exporters...)
 }
 

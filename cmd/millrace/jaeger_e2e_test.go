@@ -15,6 +15,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/millrace/millrace/providers/calmonypay/calmonypaytest"
+	"github.com/millrace/millrace/store"
 	"github.com/millrace/millrace/store/demo"
 )
 
@@ -134,9 +136,9 @@ func (s jaegerSpan) tag(key string) string {
 	return ""
 }
 
-// traceOf fetches millrace's traces and returns the spans of the one whose
-// root is the ingest request.
-func traceOf(t *testing.T, query string) []jaegerSpan {
+// traceOf fetches millrace's traces and returns the spans of the one holding
+// a span named root.
+func traceOf(t *testing.T, query, root string) []jaegerSpan {
 	t.Helper()
 	resp, err := http.Get("http://" + query + "/api/traces?service=millrace&limit=100")
 	if err != nil {
@@ -151,7 +153,7 @@ func traceOf(t *testing.T, query string) []jaegerSpan {
 	}
 	for _, tr := range out.Data {
 		for _, s := range tr.Spans {
-			if s.OperationName == "POST /v1/events/{topic}" {
+			if s.OperationName == root {
 				return tr.Spans
 			}
 		}
@@ -171,7 +173,7 @@ func TestTraceInJaegerEndToEnd(t *testing.T) {
 		"OTEL_EXPORTER_OTLP_PROTOCOL=grpc", "OTEL_BSP_SCHEDULE_DELAY=100",
 		"MILLRACE_CRON=false")
 	in.run(t, "demo")
-	_, logs := in.serve(t)
+	in.serve(t)
 
 	stranger := "0e0e0e0e-0e0e-4e0e-8e0e-0e0e0e0e0e0e"
 	status, body := in.post(t, "platform.user.invited", `{"invitation_id":"`+demo.InvitationID+
@@ -184,11 +186,11 @@ func TestTraceInJaegerEndToEnd(t *testing.T) {
 		"poisonStore platform.poison", "poisonStore attempt"}
 	var spans []jaegerSpan
 	complete := assert.Eventually(t, func() bool {
-		spans = traceOf(t, query)
+		spans = traceOf(t, query, "POST /v1/events/{topic}")
 		return len(byName(spans, want...)) == len(want)
 	}, 30*time.Second, 200*time.Millisecond)
 	if !complete {
-		t.Fatalf("trace incomplete in jaeger, spans %v\n%s", names(spans), logs)
+		t.Fatalf("trace incomplete in jaeger, spans %v", names(spans))
 	}
 
 	s := byName(spans, want...)
@@ -238,4 +240,85 @@ func names(spans []jaegerSpan) []string {
 		out = append(out, s.OperationName)
 	}
 	return out
+}
+
+// The issue's chain: a signed provider webhook whose handler emits a
+// follow-up event that a second handler handles. The receiver writes the
+// event to the outbox and the relay publishes it, so the trace crosses the
+// database twice as well as the broker.
+func TestWebhookTraceInJaegerEndToEnd(t *testing.T) {
+	query, _, otlpHTTP := startJaeger(t)
+	in := newInstance(t)
+	in.env = append(in.env, "OTEL_EXPORTER_OTLP_ENDPOINT=http://"+otlpHTTP,
+		"OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf", "OTEL_BSP_SCHEDULE_DELAY=100",
+		"MILLRACE_CRON=false", "MILLRACE_CALMONY_WEBHOOK_SECRETS="+jaegerWebhookSecret)
+	in.run(t, "demo")
+	db := in.db(t)
+	now := store.Now(time.Now())
+	_, err := db.ExecContext(t.Context(), `INSERT INTO checkout_sessions (id, organisation_id,
+		provider_session_id, purpose, ref_id, amount_pence, status, created_at, updated_at)
+		VALUES ('c1', $1, 'cs_trace', 'subscription_invoice', 'in_trace', 4900, 'open', $2, $2)`,
+		demo.OrganisationID, now)
+	require.NoError(t, err)
+	in.serve(t)
+
+	body, err := json.Marshal(map[string]any{"id": "evt_trace", "type": "checkout.session.completed",
+		"created": time.Now().Add(-time.Minute).Unix(), "data": map[string]any{"object": map[string]any{
+			"id": "cs_trace", "object": "checkout.session", "mode": "payment",
+			"payment_status": "paid", "payment_intent": "pi_trace", "amount_total": 4900,
+			"currency": "gbp", "customer": "cus_trace"}}})
+	require.NoError(t, err)
+	status, err := calmonypaytest.SendWebhook("http://"+in.addr+"/webhooks/calmony-pay",
+		jaegerWebhookSecret, body, time.Now())
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, status)
+
+	const (
+		first  = "calmonyPayCheckoutCompleted"
+		second = "paymentCompletedSync"
+	)
+	want := []string{"POST /webhooks/calmony-pay",
+		"publish billing.calmony.checkout_session.completed",
+		first + " billing.calmony.checkout_session.completed", first + " attempt",
+		"publish billing.payment.completed",
+		second + " billing.payment.completed", second + " attempt"}
+	var spans []jaegerSpan
+	complete := assert.Eventually(t, func() bool {
+		spans = traceOf(t, query, want[0])
+		return len(byName(spans, want...)) == len(want)
+	}, 30*time.Second, 200*time.Millisecond)
+	if !complete {
+		t.Fatalf("trace incomplete in jaeger, spans %v", names(spans))
+	}
+	checkChain(t, spans, want)
+}
+
+const jaegerWebhookSecret = "whsec_jaeger_e2e"
+
+// checkChain asserts that each span in want is the child of the one before,
+// the first being the root, and that each attempt has SQL spans under it.
+func checkChain(t *testing.T, spans []jaegerSpan, want []string) {
+	t.Helper()
+	s := byName(spans, want...)
+	byID := map[string]jaegerSpan{}
+	for _, sp := range spans {
+		byID[sp.SpanID] = sp
+	}
+	require.Empty(t, s[want[0]].parent(), "%s is the root", want[0])
+	for i := 1; i < len(want); i++ {
+		require.Equal(t, want[i-1], byID[s[want[i]].parent()].OperationName,
+			"parent of %s", want[i])
+	}
+	for _, name := range want {
+		if !strings.HasSuffix(name, " attempt") {
+			continue
+		}
+		sql := 0
+		for _, sp := range spans {
+			if strings.HasPrefix(sp.OperationName, "sql.") && sp.parent() == s[name].SpanID {
+				sql++
+			}
+		}
+		require.NotZero(t, sql, "no SQL spans under %s", name)
+	}
 }

@@ -25,7 +25,6 @@ import (
 	"github.com/millrace/millrace/store"
 	"github.com/millrace/millrace/telemetry"
 	"github.com/millrace/millrace/transport"
-	"github.com/millrace/millrace/transport/memory"
 )
 
 func serveCommand() *cobra.Command {
@@ -50,10 +49,6 @@ func serveCommand() *cobra.Command {
 // the router drains in-flight handlers, then the relay flushes what they
 // emitted.
 func (e env) serve(ctx context.Context) error {
-	if e.cfg.Transport != config.TransportMemory {
-		return fmt.Errorf("transport %q is not available in this build; use memory",
-			e.cfg.Transport)
-	}
 	shutdownTracing, err := telemetry.StartTracing(ctx, e.cfg.Tracing)
 	if err != nil {
 		return err
@@ -74,7 +69,11 @@ func (e env) serve(ctx context.Context) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(
 		collectors.ProcessCollectorOpts{}))
-	tr := memory.New(memory.Config{})
+	tr, err := e.openTransport(ctx, db)
+	if err != nil {
+		return err
+	}
+	defer tr.Close()
 	cat := router.Default()
 	rt, err := router.New(router.Config{
 		Catalogue: cat, Deps: deps, Transport: tr, Registry: schemas.Default(),
@@ -165,6 +164,7 @@ func (e env) httpServer(p runParts) (*http.Server, net.Listener, error) {
 		Publisher: p.rt.Publisher(), Registry: schemas.Default(), Catalogue: p.cat,
 		DB: p.db, Logger: e.logger, APIToken: e.cfg.APIToken, AdminToken: e.cfg.AdminToken,
 		Gatherer: p.reg, Metrics: api.NewHTTPMetrics(p.reg),
+		CalmonySecrets: e.cfg.CalmonyWebhookSecrets,
 		Ready: func(ctx context.Context) error {
 			if err := p.db.Ping(ctx); err != nil {
 				return fmt.Errorf("database: %w", err)

@@ -49,6 +49,7 @@ func NewClient(cfg Config) *Client {
 		c := *cfg.HTTP
 		hc = &c
 	}
+	hc.Transport = traced(hc.Transport)
 	hc.Timeout = cfg.Timeout
 	if hc.Timeout <= 0 {
 		hc.Timeout = DefaultTimeout

@@ -84,7 +84,7 @@ func (s *subscription) run() {
 		}
 		var send chan<- *message.Message
 		var next *message.Message
-		if len(s.buffer) > 0 && len(s.inflight) < s.s.cfg.Concurrency {
+		if len(s.buffer) > 0 && len(s.inflight) < s.s.cfg.Concurrency && !s.ending() {
 			s.prepare(&s.buffer[0])
 			send, next = s.out, s.buffer[0].msg
 		}
@@ -108,6 +108,19 @@ func (s *subscription) run() {
 			s.drain()
 			return
 		}
+	}
+}
+
+// ending reports whether the subscription was told to stop, so that the
+// loop hands out nothing more even when a hand-out is ready beside the stop.
+func (s *subscription) ending() bool {
+	select {
+	case <-s.ctx.Done():
+		return true
+	case <-s.stop:
+		return true
+	default:
+		return false
 	}
 }
 

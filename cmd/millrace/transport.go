@@ -1,0 +1,51 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/millrace/millrace/config"
+	"github.com/millrace/millrace/schemas"
+	"github.com/millrace/millrace/store"
+	"github.com/millrace/millrace/transport"
+	"github.com/millrace/millrace/transport/memory"
+	"github.com/millrace/millrace/transport/postgres"
+)
+
+// postgresLease is how long a message claimed by a replica that died stays
+// invisible to the others. Live replicas renew it every third of it.
+const postgresLease = 10 * time.Second
+
+// openTransport builds the configured transport. On the Postgres transport,
+// whose queue lives in the store's database, db publishes the events
+// handlers emit in their own transactions instead of through the outbox.
+func (e env) openTransport(ctx context.Context, db *store.DB) (transport.Transport, error) {
+	switch e.cfg.Transport {
+	case config.TransportMemory:
+		return memory.New(memory.Config{}), nil
+	case config.TransportPostgres:
+		t, err := postgres.New(ctx, postgres.Config{DSN: e.cfg.DatabaseURL, Lease: postgresLease,
+			CloseTimeout: e.cfg.ShutdownTimeout, Logger: e.logger})
+		if err != nil {
+			return nil, fmt.Errorf("open postgres transport: %w", err)
+		}
+		db.SetTxPublisher(transport.TxPublisher(postgres.PublishTx, schemas.Default().Has))
+		return pgTransport{t}, nil
+	default:
+		return nil, fmt.Errorf("transport %q is not available in this build; use memory or postgres",
+			e.cfg.Transport)
+	}
+}
+
+// pgTransport gives the router's jobs their own concurrency and ordering.
+type pgTransport struct{ *postgres.Transport }
+
+// SubscriberWith implements router.SubscriberTuner.
+func (t pgTransport) SubscriberWith(group string, concurrency int, unordered bool) (
+	message.Subscriber, error) {
+	return t.NewSubscriber(group, postgres.SubscriberConfig{Concurrency: concurrency,
+		Unordered: unordered})
+}
