@@ -27,17 +27,25 @@ func Attempt(tracer trace.Tracer, m *Metrics, topic, handler string,
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
 			st := StateFrom(msg)
-			ctx, span := tracer.Start(msg.Context(), name, trace.WithAttributes(
-				attribute.String("messaging.destination.name", topic),
-				attribute.String("millrace.handler", handler),
-				attribute.String("messaging.message.id", msg.UUID),
-				attribute.Int("millrace.attempt", st.Attempts)))
+			ctx, span := tracer.Start(msg.Context(), name)
 			defer span.End()
+			// Attributes cost allocations even on a span nobody records.
+			recording := span.IsRecording()
+			if recording {
+				span.SetAttributes(
+					attribute.String("messaging.destination.name", topic),
+					attribute.String("millrace.handler", handler),
+					attribute.String("messaging.message.id", msg.UUID),
+					attribute.Int("millrace.attempt", st.Attempts))
+			}
 			msg.SetContext(ctx)
 			out, err := h(msg)
 			outcome := attemptOutcome(st, err, maxRetries)
 			if outcome == AttemptRetried {
 				m.retried(handler, topic)
+			}
+			if !recording {
+				return out, err
 			}
 			span.SetAttributes(attribute.String("millrace.outcome", outcome))
 			if err != nil {
