@@ -24,7 +24,7 @@ import (
 func TestCloseDrainsInFlightHandlersOnPostgres(t *testing.T) {
 	db := storetest.Postgres(t)
 	ctx := context.Background()
-	tr := newPostgresTransport(t, db)
+	tr := newPostgresTransport(t, db, 10*time.Second)
 
 	started, release := make(chan string, 2), make(chan struct{})
 	handled := make(chan error, 2)
@@ -55,7 +55,11 @@ func TestCloseDrainsInFlightHandlersOnPostgres(t *testing.T) {
 
 	closed := make(chan error, 1)
 	go func() { closed <- rt.Close() }()
-	<-stopWatch.stopped
+	select {
+	case <-stopWatch.stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the router never cancelled its subscriptions")
+	}
 	close(release)
 	require.NoError(t, <-handled, "the in-flight handler's context was cancelled")
 	require.NoError(t, <-closed)
@@ -76,8 +80,48 @@ func TestCloseDrainsInFlightHandlersOnPostgres(t *testing.T) {
 		"the handled message's ack is stored and only the waiting one remains")
 }
 
+// TestCloseHandsBackHandlersPastTheDeadline closes the router while a handler
+// outlives the transport's close timeout: its context ends, and the message
+// goes back to the queue for another replica, neither acked nor poisoned.
+func TestCloseHandsBackHandlersPastTheDeadline(t *testing.T) {
+	db := storetest.Postgres(t)
+	ctx := context.Background()
+	tr := newPostgresTransport(t, db, 200*time.Millisecond)
+	started := make(chan struct{}, 8)
+	handler := job.HandlerFunc(func(ctx context.Context, m job.Message) error {
+		started <- struct{}{}
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	rt, err := New(Config{
+		Catalogue: testCatalogue(handler, fastRetry),
+		Deps:      &Deps{Platform: platform.Deps{DB: db}},
+		Transport: tr, Registry: testRegistry(t), Ledger: db,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), CloseTimeout: 10 * time.Second,
+	})
+	require.NoError(t, err)
+	go func() { _ = rt.Run(ctx) }()
+	<-rt.Running()
+	require.NoError(t, rt.Publisher().Publish(testTopic,
+		message.NewMessage("msg-slow", []byte(`{"n":1}`))))
+	<-started
+	require.NoError(t, rt.Close())
+	require.NoError(t, tr.Close())
+
+	var id string
+	var claimed *string
+	require.NoError(t, db.QueryRowContext(ctx, "SELECT uuid, claimed_by FROM millrace_queue").
+		Scan(&id, &claimed))
+	require.Equal(t, "msg-slow", id)
+	require.Nil(t, claimed, "the message is handed back, free for another replica")
+	poisoned, err := db.CountPoison(ctx)
+	require.NoError(t, err)
+	require.Zero(t, poisoned)
+}
+
 // newPostgresTransport opens the Postgres transport in db's schema.
-func newPostgresTransport(t *testing.T, db *store.DB) *postgres.Transport {
+func newPostgresTransport(t *testing.T, db *store.DB, closeTimeout time.Duration,
+) *postgres.Transport {
 	t.Helper()
 	ctx := context.Background()
 	var schema string
@@ -85,7 +129,7 @@ func newPostgresTransport(t *testing.T, db *store.DB) *postgres.Transport {
 	dsn, err := storetest.WithSearchPath(storetest.PostgresURL(), schema)
 	require.NoError(t, err)
 	tr, err := postgres.New(ctx, postgres.Config{DSN: dsn, MaxConns: 2,
-		PollInterval: 50 * time.Millisecond, CloseTimeout: 10 * time.Second})
+		PollInterval: 50 * time.Millisecond, CloseTimeout: closeTimeout})
 	require.NoError(t, err)
 	t.Cleanup(func() { tr.Close() })
 	return tr

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -65,16 +64,6 @@ func (tx *Tx) Enqueue(ctx context.Context, ev job.Event) error {
 	return tx.EnqueueReplay(ctx, ev, ev.ID)
 }
 
-// TxPublisher publishes an event inside the transaction that emits it, on a
-// transport whose queue lives in the same database: the event exists if and
-// only if the transaction commits, with no outbox row and no relay hop.
-type TxPublisher func(ctx context.Context, tx *sql.Tx, ev job.Event) error
-
-// SetTxPublisher makes Enqueue (and so Emit) publish through p. Call it
-// before the first transaction. Replays (EnqueueReplay) and the outbox rows
-// of other processes still go through the outbox and its relay.
-func (db *DB) SetTxPublisher(p TxPublisher) { db.txPublish = p }
-
 // EnqueueReplay writes an event to the outbox under dedupeKey instead of its
 // id, so that an event already sent once can be sent again with the same id.
 func (tx *Tx) EnqueueReplay(ctx context.Context, ev job.Event, dedupeKey string) error {
@@ -111,8 +100,14 @@ type OutboxRow struct {
 
 // PendingOutbox returns up to limit unpublished events, oldest first.
 func (db *DB) PendingOutbox(ctx context.Context, limit int) ([]OutboxRow, error) {
-	rows, err := db.QueryContext(ctx, `SELECT seq, message_uuid, topic, payload, metadata
-		FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1`, limit)
+	return pendingOutbox(ctx, db.DB, limit, "")
+}
+
+// pendingOutbox reads pending rows through q, the statement ending in lock.
+func pendingOutbox(ctx context.Context, q querier, limit int, lock string) ([]OutboxRow,
+	error) {
+	rows, err := q.QueryContext(ctx, `SELECT seq, message_uuid, topic, payload, metadata
+		FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1`+lock, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read outbox: %w", err)
 	}

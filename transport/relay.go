@@ -15,7 +15,8 @@ import (
 // replays. It publishes at once after a commit in this process and polls for
 // rows written by other processes. Delivery is at least once: a crash between
 // publish and mark sends the row again, with the same message id, which
-// handlers deduplicate.
+// handlers deduplicate. On a store with a TxPublisher (the Postgres
+// transport) a row is published and marked in one transaction, once.
 type Relay struct {
 	DB        *store.DB
 	Publisher message.Publisher
@@ -61,6 +62,9 @@ func (r *Relay) Flush(ctx context.Context) (int, error) {
 	if batch <= 0 {
 		batch = 500
 	}
+	if r.DB.HasTxPublisher() {
+		return r.flushInTx(ctx, batch)
+	}
 	total := 0
 	for {
 		rows, err := r.DB.PendingOutbox(ctx, batch)
@@ -79,6 +83,20 @@ func (r *Relay) Flush(ctx context.Context) (int, error) {
 		}
 		if len(rows) < batch {
 			return total, nil
+		}
+	}
+}
+
+// flushInTx relays through the store's transactional publisher: each batch
+// is published and marked in one transaction, exactly once even with
+// several replicas relaying.
+func (r *Relay) flushInTx(ctx context.Context, batch int) (int, error) {
+	total := 0
+	for {
+		n, err := r.DB.RelayInTx(ctx, batch, time.Now())
+		total += n
+		if err != nil || n < batch {
+			return total, err
 		}
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os/exec"
 	"syscall"
@@ -84,13 +85,19 @@ func (c *pgCluster) waitEffects(t *testing.T, n int, timeout time.Duration) {
 func stop(t *testing.T, cmd *exec.Cmd, sig syscall.Signal) error {
 	t.Helper()
 	require.NoError(t, cmd.Process.Signal(sig))
+	return waitExit(t, cmd)
+}
+
+// waitExit waits for cmd to exit and returns how it ended.
+func waitExit(t *testing.T, cmd *exec.Cmd) error {
+	t.Helper()
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
 	case err := <-done:
 		return err
 	case <-time.After(30 * time.Second):
-		t.Fatalf("serve did not stop on %v", sig)
+		t.Fatalf("serve did not stop")
 		return nil
 	}
 }
@@ -122,7 +129,9 @@ func TestReplicasShareTheStreamOnPostgres(t *testing.T) {
 		status, body := in.post(t, "platform.usage.recorded", usageEvent(i))
 		require.Equal(t, http.StatusAccepted, status, body)
 	}
-	c.waitEffects(t, n, 45*time.Second)
+	// An event written to the outbox by another process: one replica relays it.
+	reps[0].run(t, "publish", "platform.usage.recorded", usageEvent(n))
+	c.waitEffects(t, n+1, 45*time.Second)
 
 	ctx := context.Background()
 	var slots, ticks, dupSlots int
@@ -143,9 +152,18 @@ func TestReplicasShareTheStreamOnPostgres(t *testing.T) {
 		return err == nil && ticks == slots
 	}, 20*time.Second, 100*time.Millisecond, "ticks handled %d of %d slots", ticks, slots)
 	t.Logf("webhookRetrySweep slots fired: %d", slots)
-	var outbox int
-	require.NoError(t, c.db.QueryRowContext(ctx, "SELECT count(*) FROM outbox").Scan(&outbox))
-	require.Zero(t, outbox, "ticks and emitted events skip the outbox on this transport")
+	resp, err := http.Get("http://" + reps[0].addr + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	metrics, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Contains(t, string(metrics), `millrace_queue_depth{group="millrace.usageAggregate",`+
+		`topic="platform.usage.recorded"} 0`)
+	var outbox, relayed int
+	require.NoError(t, c.db.QueryRowContext(ctx, `SELECT count(*),
+		count(published_at) FROM outbox`).Scan(&outbox, &relayed))
+	require.Equal(t, 1, outbox, "only the CLI's event goes through the outbox on this transport")
+	require.Equal(t, 1, relayed)
 }
 
 func TestKilledReplicaLosesNothingOnPostgres(t *testing.T) {
@@ -158,12 +176,16 @@ func TestKilledReplicaLosesNothingOnPostgres(t *testing.T) {
 		require.Equal(t, http.StatusAccepted, status, body)
 	}
 	ctx := context.Background()
+	var rows int
 	require.Eventually(t, func() bool {
-		var rows int
 		err := c.db.QueryRowContext(ctx, "SELECT count(*) FROM usage_events").Scan(&rows)
 		return err == nil && rows > 0
 	}, 20*time.Second, 10*time.Millisecond)
 	_ = stop(t, cmd, syscall.SIGKILL)
+	var backlog int
+	require.NoError(t, c.db.QueryRowContext(ctx, "SELECT count(*) FROM millrace_queue").
+		Scan(&backlog))
+	t.Logf("killed with %d events recorded and %d queued or in flight", rows, backlog)
 
 	in.serve(t)
 	for i := n / 2; i < n; i++ {

@@ -35,8 +35,8 @@ func (e env) openTransport(ctx context.Context, db *store.DB) (transport.Transpo
 		db.SetTxPublisher(transport.TxPublisher(postgres.PublishTx, schemas.Default().Has))
 		return pgTransport{t}, nil
 	default:
-		return nil, fmt.Errorf("transport %q is not available in this build; use memory or postgres",
-			e.cfg.Transport)
+		return nil, fmt.Errorf("transport %q is not available in this build; "+
+			"use memory or postgres", e.cfg.Transport)
 	}
 }
 
@@ -48,4 +48,22 @@ func (t pgTransport) SubscriberWith(group string, concurrency int, unordered boo
 	message.Subscriber, error) {
 	return t.NewSubscriber(group, postgres.SubscriberConfig{Concurrency: concurrency,
 		Unordered: unordered})
+}
+
+// backlogTimeout bounds the count behind one queue-depth sample.
+const backlogTimeout = 2 * time.Second
+
+// Backlog implements telemetry.Backlogger: the messages waiting for group on
+// topic, in flight included. It answers -1 when the database does not.
+func (t pgTransport) Backlog(topic, group string) int {
+	ctx, cancel := context.WithTimeout(context.Background(), backlogTimeout)
+	defer cancel()
+	var n int
+	err := t.Pool().QueryRow(ctx, `SELECT count(*) FROM millrace_queue q
+		JOIN millrace_queue_subscriptions s ON s.id = q.subscription_id
+		WHERE s.topic = $1 AND s.consumer_group = $2`, topic, group).Scan(&n)
+	if err != nil {
+		return -1
+	}
+	return n
 }
