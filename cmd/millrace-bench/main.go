@@ -1,5 +1,6 @@
 // Command millrace-bench measures Millrace's full middleware chain against a
-// bare Watermill router on the same in-memory transport, in one run, and
+// bare Watermill router on the same in-memory transport, in one run, then
+// the full chain on the Postgres transport (-pg), and
 // prints RESULT lines for ../shared/peers-bench/run.sh -add. Each row runs in
 // a child process of its own, so peak memory is the row's own.
 package main
@@ -79,6 +80,9 @@ func rows() []row {
 	}
 }
 
+// allRows are the memory rows and the Postgres ones.
+func allRows() []row { return append(rows(), pgRows()...) }
+
 type runFunc func(ctx context.Context, n int64) (bench.Result, error)
 
 func system(kind, ledger string, t *bench.Tracker) (bench.System, error) {
@@ -116,6 +120,7 @@ func main() {
 	only := flag.String("only", "", "run the row with this key in this process")
 	n := flag.Int64("n", 200000, "messages per max row")
 	rounds := flag.Int("tracing-rounds", 3, "runs of each side of the tracing cost ratio")
+	withPG := flag.Bool("pg", true, "include the rows on the Postgres transport ("+bench.PGDSN+")")
 	flag.Parse()
 	if *only != "" {
 		os.Exit(runOne(*only, *n))
@@ -138,7 +143,11 @@ func main() {
 		return parseResult(out.String())
 	}
 	samples := map[string][]bench.Result{}
-	for _, r := range rows() {
+	runPG := *withPG && pgReachable()
+	for _, r := range allRows() {
+		if strings.HasPrefix(r.key, pgPrefix) && !runPG {
+			continue
+		}
 		if res, ok := runRow(r.key, os.Stdout); ok {
 			samples[r.key] = append(samples[r.key], res)
 		}
@@ -159,13 +168,16 @@ func main() {
 }
 
 func runOne(key string, n int64) int {
-	for _, r := range rows() {
+	for _, r := range allRows() {
 		if r.key != key {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		res, err := r.run(ctx, n)
+		if skipped(key, err) {
+			return 0
+		}
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "bench: %s: %v\n", key, err)
 			return 1

@@ -35,6 +35,12 @@ type Result struct {
 	Dups       int64   `json:"dups,omitempty"`
 	Lost       int64   `json:"lost,omitempty"`
 	Note       string  `json:"note,omitempty"`
+	// IdleStmtPerS is the statements per second the client sends while
+	// idle, and IdleTxPerS the transactions it begins; HasIdle marks a row
+	// that measured them.
+	IdleStmtPerS float64 `json:"idle_stmt_per_s,omitempty"`
+	IdleTxPerS   float64 `json:"idle_tx_per_s,omitempty"`
+	HasIdle      bool    `json:"has_idle,omitempty"`
 }
 
 // Line returns r as a "RESULT {json}" line.

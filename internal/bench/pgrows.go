@@ -1,0 +1,96 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// PGMax runs a max row on Postgres: publishers goroutines publish n
+// messages, one per statement, while the full chain consumes.
+func PGMax(ctx context.Context, n int64, publishers int, o PGOpts) (Result, error) {
+	pg, err := OpenPG(ctx, PGDSN)
+	if err != nil {
+		return Result{}, err
+	}
+	defer pg.Close()
+	t := NewTracker(n)
+	c, err := NewPGChain(ctx, t, pg, o)
+	if err != nil {
+		return Result{}, err
+	}
+	defer c.Close()
+	c.Start()
+	res, err := Max(ctx, t, c.Publish, n, publishers)
+	res.Note = fmt.Sprintf("publishers and subscriber share the transport's pool of %d "+
+		"connections; latency includes the wait behind the publishing backlog",
+		pg.Pool.Config().MaxConns)
+	return res, err
+}
+
+// PGBacklog publishes n messages in transactions of batch with the
+// consumer stopped, then starts the router and measures the drain: from
+// Start to the last delivery. The publishing rate goes in Note.
+func PGBacklog(ctx context.Context, n, batch int64, o PGOpts) (Result, error) {
+	pg, err := OpenPG(ctx, PGDSN)
+	if err != nil {
+		return Result{}, err
+	}
+	defer pg.Close()
+	t := NewTracker(n)
+	c, err := NewPGChain(ctx, t, pg, o)
+	if err != nil {
+		return Result{}, err
+	}
+	defer c.Close()
+	pubStart := time.Now()
+	for from := int64(0); from < n; from += batch {
+		if err := c.PublishTx(ctx, pg.DB, from, min(from+batch, n)); err != nil {
+			return Result{}, fmt.Errorf("publish: %w", err)
+		}
+	}
+	pubRate := float64(n) / time.Since(pubStart).Seconds()
+	_, cpu0 := usage()
+	start := time.Now()
+	c.Start()
+	if err := wait(ctx, t, 5*time.Minute); err != nil {
+		return Result{}, err
+	}
+	rss, cpu1 := usage()
+	secs := time.Unix(0, t.last.Load()).Sub(start).Seconds()
+	return Result{Mode: "max", N: n, Seconds: secs, MsgPerS: float64(n) / secs, RSSMiB: rss,
+		Dups: t.dups.Load(), CPUMsPer1k: float64((cpu1 - cpu0).Microseconds()) / float64(n),
+		Note: fmt.Sprintf("drain rate from router start; publish side %.0f msg/s "+
+			"(PublishTx, %d per transaction, consumer stopped)", pubRate, batch)}, nil
+}
+
+// PGRateIdle runs the rate row on Postgres, then counts the statements the
+// pool sends during idle of the process: no publishes, router running.
+func PGRateIdle(ctx context.Context, rate float64, d, idle time.Duration, o PGOpts) (Result, error) {
+	pg, err := OpenPG(ctx, PGDSN)
+	if err != nil {
+		return Result{}, err
+	}
+	defer pg.Close()
+	t := NewTracker(int64(rate * d.Seconds()))
+	c, err := NewPGChain(ctx, t, pg, o)
+	if err != nil {
+		return Result{}, err
+	}
+	defer c.Close()
+	c.Start()
+	res, err := Rate(ctx, t, c.Publish, rate, d)
+	if err != nil {
+		return Result{}, err
+	}
+	time.Sleep(time.Second) // let the last acks settle
+	s0, b0 := pg.Statements()
+	time.Sleep(idle)
+	s1, b1 := pg.Statements()
+	res.IdleStmtPerS = float64(s1-s0) / idle.Seconds()
+	res.IdleTxPerS = float64(b1-b0) / idle.Seconds()
+	res.HasIdle = true
+	res.Note = fmt.Sprintf("idle: statements the transport's pool sent (pgx tracer) in %s "+
+		"with the router running and nothing published; tx = BEGINs among them", idle)
+	return res, nil
+}
