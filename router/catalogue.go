@@ -106,7 +106,8 @@ func platformJobs() []Job {
 				"platform.webhook.delivery.requested"},
 			// Each attempt makes one HTTP call of at most 10 s; the long
 			// schedule lives in webhook_deliveries, so retries here are few.
-			Retry:   middleware.RetryPolicy{MaxRetries: 2, Initial: time.Second, Max: 10 * time.Second, Multiplier: 2, Jitter: 0.2},
+			Retry: middleware.RetryPolicy{MaxRetries: 2, Initial: time.Second,
+				Max: 10 * time.Second, Multiplier: 2, Jitter: 0.2},
 			Timeout: 30 * time.Second,
 		},
 		{

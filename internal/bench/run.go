@@ -52,7 +52,8 @@ func Max(ctx context.Context, t *Tracker, publish PublishFunc, n int64, publishe
 
 // Rate publishes at a fixed rate for d, one message per call, and reports the
 // publish-to-handle latency.
-func Rate(ctx context.Context, t *Tracker, publish PublishFunc, rate float64, d time.Duration) (Result, error) {
+func Rate(ctx context.Context, t *Tracker, publish PublishFunc, rate float64,
+	d time.Duration) (Result, error) {
 	n := int64(rate * d.Seconds())
 	interval := time.Duration(float64(time.Second) / rate)
 	start := time.Now()
