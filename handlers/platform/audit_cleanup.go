@@ -61,15 +61,9 @@ type auditCleaner struct {
 func NewAuditCleanup(d Deps) job.Handler { return newAuditCleaner(d) }
 
 func newAuditCleaner(d Deps) *auditCleaner {
-	h := &auditCleaner{db: d.DB, clock: d.Clock, loc: londonOr(d.Location), log: d.Logger,
+	d = d.withDefaults()
+	return &auditCleaner{db: d.DB, clock: d.Clock, loc: d.Location, log: d.Logger,
 		batchSize: auditCleanupBatchSize, budget: auditCleanupBudget}
-	if h.clock == nil {
-		h.clock = job.SystemClock{}
-	}
-	if h.log == nil {
-		h.log = slog.Default()
-	}
-	return h
 }
 
 // auditTick is the platform.audit.cleanup.tick payload.

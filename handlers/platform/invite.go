@@ -96,15 +96,8 @@ type inviteEmailer struct {
 // to the system clock, d.Location (for the expiry date in the email) to
 // Europe/London and d.Logger to slog.Default().
 func NewInviteEmail(d Deps) job.Handler {
-	h := &inviteEmailer{d: d, clock: d.Clock, log: d.Logger}
-	if h.clock == nil {
-		h.clock = job.SystemClock{}
-	}
-	if h.log == nil {
-		h.log = slog.Default()
-	}
-	h.d.Location = londonOr(d.Location)
-	return h
+	d = d.withDefaults()
+	return &inviteEmailer{d: d, clock: d.Clock, log: d.Logger}
 }
 
 // Handle implements job.Handler.

@@ -38,3 +38,16 @@ type Deps struct {
 	Webhooks  *webhooks.Client
 	SecretKey []byte // opens webhook_endpoints.secret_enc
 }
+
+// withDefaults returns d with the optional fields filled: the system clock,
+// Europe/London and slog.Default().
+func (d Deps) withDefaults() Deps {
+	if d.Clock == nil {
+		d.Clock = job.SystemClock{}
+	}
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	d.Location = londonOr(d.Location)
+	return d
+}

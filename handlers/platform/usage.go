@@ -45,14 +45,8 @@ type usageAggregator struct {
 // d.DB is required; d.Clock defaults to the system clock, d.Location to
 // Europe/London and d.Logger to slog.Default().
 func NewUsageAggregate(d Deps) job.Handler {
-	h := &usageAggregator{db: d.DB, clock: d.Clock, loc: londonOr(d.Location), log: d.Logger}
-	if h.clock == nil {
-		h.clock = job.SystemClock{}
-	}
-	if h.log == nil {
-		h.log = slog.Default()
-	}
-	return h
+	d = d.withDefaults()
+	return &usageAggregator{db: d.DB, clock: d.Clock, loc: d.Location, log: d.Logger}
 }
 
 // usageRecorded is the platform.usage.recorded payload.
