@@ -29,6 +29,16 @@ type Config struct {
 	Transport string
 	// DatabaseURL is "sqlite:PATH" or "postgres://...". Default sqlite:./data/millrace.db.
 	DatabaseURL string
+	// KafkaBrokers are the bootstrap brokers of the kafka transport.
+	KafkaBrokers []string
+	// KafkaPartitions is the partition count of topics Millrace creates. Default 8.
+	KafkaPartitions int
+	// KafkaReplicationFactor is the replication factor of topics Millrace
+	// creates. Default 1; 3 on a production cluster.
+	KafkaReplicationFactor int
+	// KafkaVersion is the protocol version spoken to the brokers, as
+	// major.minor.patch. Default 3.6.0.
+	KafkaVersion string
 	// HTTPAddr is where the HTTP API listens. Default 127.0.0.1:8080.
 	HTTPAddr string
 	// APIToken guards the ingest API. Empty: loopback callers only.
@@ -145,6 +155,16 @@ func (c *Config) check() []error {
 	if c.Transport == TransportPostgres && !strings.HasPrefix(c.DatabaseURL, "postgres") {
 		errs = append(errs, errors.New("MILLRACE_DATABASE_URL: the postgres transport "+
 			"needs a postgres:// database URL"))
+	}
+	if c.Transport == TransportKafka {
+		if len(c.KafkaBrokers) == 0 {
+			errs = append(errs, errors.New("MILLRACE_KAFKA_BROKERS: the kafka transport "+
+				"needs at least one broker"))
+		}
+		if !strings.HasPrefix(c.DatabaseURL, "postgres") {
+			errs = append(errs, errors.New("MILLRACE_DATABASE_URL: the kafka transport "+
+				"keeps its outbox and domain data in Postgres and needs a postgres:// URL"))
+		}
 	}
 	return errs
 }

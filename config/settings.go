@@ -37,6 +37,45 @@ var settings = []setting{
 			c.DatabaseURL = v
 			return nil
 		}},
+	{"kafka-brokers", "MILLRACE_KAFKA_BROKERS", "",
+		"Kafka bootstrap brokers, host:port comma-separated; needed by the kafka transport",
+		func(c *Config, v string) error {
+			c.KafkaBrokers = nil
+			for _, b := range strings.Split(v, ",") {
+				if b = strings.TrimSpace(b); b == "" {
+					continue
+				}
+				if _, _, err := net.SplitHostPort(b); err != nil {
+					return fmt.Errorf("%q: want host:port: %w", b, err)
+				}
+				c.KafkaBrokers = append(c.KafkaBrokers, b)
+			}
+			return nil
+		}},
+	{"kafka-partitions", "MILLRACE_KAFKA_PARTITIONS", "8",
+		"partitions of each topic Millrace creates on Kafka",
+		positiveIntSetter(func(c *Config) *int { return &c.KafkaPartitions })},
+	{"kafka-replication-factor", "MILLRACE_KAFKA_REPLICATION_FACTOR", "1",
+		"replication factor of each topic Millrace creates on Kafka (3 in production)",
+		positiveIntSetter(func(c *Config) *int { return &c.KafkaReplicationFactor })},
+	{"kafka-version", "MILLRACE_KAFKA_VERSION", "3.6.0",
+		"Kafka protocol version spoken to the brokers, never above theirs (3.x or 4.x)",
+		func(c *Config, v string) error {
+			parts := strings.Split(v, ".")
+			if len(parts) < 2 || len(parts) > 4 {
+				return fmt.Errorf("%q: want a version such as 3.6.0", v)
+			}
+			for _, p := range parts {
+				if _, err := strconv.ParseUint(p, 10, 16); err != nil {
+					return fmt.Errorf("%q: want a version such as 3.6.0", v)
+				}
+			}
+			if parts[0] == "0" {
+				return fmt.Errorf("%q: below 1.0", v)
+			}
+			c.KafkaVersion = v
+			return nil
+		}},
 	{"http-addr", "MILLRACE_HTTP_ADDR", "127.0.0.1:8080", "HTTP listen address",
 		func(c *Config, v string) error {
 			if _, _, err := net.SplitHostPort(v); err != nil {
@@ -207,6 +246,17 @@ func boolSetter(field func(*Config) *bool) func(*Config, string) error {
 			return fmt.Errorf("%q: want true or false", v)
 		}
 		*field(c) = b
+		return nil
+	}
+}
+
+func positiveIntSetter(field func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return fmt.Errorf("%q: want a whole number of at least 1", v)
+		}
+		*field(c) = n
 		return nil
 	}
 }
