@@ -32,6 +32,13 @@ const (
 	MetaPoisonAttempts      = "attempts"
 	MetaPoisonFirstFailedAt = "first_failed_at"
 
+	// Set on a message whose retry was put off through the outbox, so that
+	// only the handler that failed receives it again and its attempts count
+	// on from where they stopped.
+	MetaRedeliverTo        = "redeliver_to"
+	MetaRetryAttempts      = "retry_attempts"
+	MetaRetryFirstFailedAt = "retry_first_failed_at"
+
 	// Set on a message replayed from the poison queue.
 	MetaReplayedFrom = "replayed_from_poison"
 )

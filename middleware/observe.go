@@ -24,7 +24,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		handled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "millrace_messages_handled_total",
 			Help: "Deliveries by handler, topic and outcome (acked, duplicate, poisoned, " +
-				"nacked), and attempts that were retried (retried).",
+				"nacked, deferred: retried later through the outbox), and attempts that were " +
+				"retried (retried).",
 		}, []string{"handler", "topic", "outcome"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "millrace_handler_duration_seconds",
@@ -59,7 +60,7 @@ func Observe(m *Metrics, logger *slog.Logger, topic, handler string) message.Han
 	)
 	if m != nil {
 		for _, o := range []string{OutcomeAcked, OutcomeDuplicate, OutcomePoisoned, OutcomeNacked,
-			AttemptRetried} {
+			OutcomeDeferred, AttemptRetried} {
 			handled[o] = m.handled.WithLabelValues(handler, topic, o)
 		}
 		duration = m.duration.WithLabelValues(handler, topic)

@@ -74,6 +74,9 @@ func poisonMessage(msg *message.Message, st *State, err error, cfg PoisonConfig)
 	for k, v := range msg.Metadata {
 		pm.Metadata.Set(k, v)
 	}
+	// The poison store must not take the message for a redelivery addressed
+	// to someone else; the record names the handler in its own field.
+	delete(pm.Metadata, job.MetaRedeliverTo)
 	pm.Metadata.Set("message_id", msg.UUID)
 	pm.Metadata.Set(job.MetaPoisonHandler, cfg.Handler)
 	pm.Metadata.Set(job.MetaPoisonSourceTopic, cfg.Topic)

@@ -21,6 +21,9 @@ const (
 	OutcomeDuplicate = "duplicate"
 	OutcomePoisoned  = "poisoned"
 	OutcomeNacked    = "nacked"
+	// OutcomeDeferred: the handler failed and its next attempt was
+	// scheduled through the outbox; the delivery itself is acked.
+	OutcomeDeferred = "deferred"
 )
 
 // State is what one delivery of a message to a handler has gone through.
@@ -29,6 +32,7 @@ type State struct {
 	FirstFailedAt time.Time
 	Duplicate     bool
 	Poisoned      bool
+	Deferred      bool
 	LastError     error
 }
 
@@ -53,6 +57,8 @@ func (s *State) Outcome(err error) string {
 		return OutcomePoisoned
 	case s.Duplicate:
 		return OutcomeDuplicate
+	case s.Deferred:
+		return OutcomeDeferred
 	}
 	return OutcomeAcked
 }

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"context"
 	"errors"
 	"time"
 
@@ -37,6 +38,7 @@ func (r *Router) chain(j Job, s Subscription) []link {
 		{"tracing", middleware.Tracing(r.tracer, s.Topic, s.Handler)},
 		{"observe", middleware.Observe(r.cfg.Metrics, logger, s.Topic, s.Handler)},
 		{"correlation", middleware.Correlation()},
+		{"redelivery", middleware.Redelivery(s.Handler)},
 	}
 	if j.Kind != KindSystem {
 		links = append(links, link{"poison", middleware.Poison(middleware.PoisonConfig{
@@ -45,7 +47,8 @@ func (r *Router) chain(j Job, s Subscription) []link {
 		})})
 	}
 	links = append(links,
-		link{"retry", middleware.Retry(policy, logger)},
+		link{"retry", middleware.RetryWith(middleware.RetryConfig{Policy: policy, Logger: logger,
+			Topic: s.Topic, Handler: s.Handler, Deferrer: r.cfg.Deferrer})},
 		link{"attempt", middleware.Attempt(r.tracer, r.cfg.Metrics, s.Topic, s.Handler,
 			policy.MaxRetries)},
 		link{"timeout", middleware.Timeout(timeout)},
@@ -93,6 +96,25 @@ func noPublish(f message.NoPublishHandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		return nil, f(msg)
 	}
+}
+
+// OutboxDeferrer puts off a retry by writing the message to the outbox, due
+// at the time of its next attempt and addressed to the handler that failed;
+// the relay publishes it then. The row keeps the message id, so the trace,
+// the idempotency claim and the poison record stay the message's own.
+type OutboxDeferrer struct{ DB *store.DB }
+
+// Defer implements middleware.Deferrer.
+func (d OutboxDeferrer) Defer(ctx context.Context, topic string, msg *message.Message,
+	at time.Time) error {
+	md := make(map[string]string, len(msg.Metadata)+2)
+	for k, v := range msg.Metadata {
+		md[k] = v
+	}
+	job.InjectTrace(ctx, md)
+	key := "retry:" + md[job.MetaRedeliverTo] + ":" + msg.UUID + ":" + md[job.MetaRetryAttempts]
+	return d.DB.Schedule(ctx, job.Event{ID: msg.UUID, Topic: topic, Payload: msg.Payload,
+		Metadata: md}, key, at)
 }
 
 // now is the router's clock; a variable only so tests of poison timing can

@@ -33,6 +33,10 @@ type Config struct {
 	// DefaultRetry is the policy of jobs that name none. Default
 	// middleware.DefaultRetryPolicy.
 	DefaultRetry middleware.RetryPolicy
+	// Deferrer takes retries whose backoff is longer than the policy's
+	// DeferAfter (usually an OutboxDeferrer); nil sleeps every backoff in
+	// the process.
+	Deferrer middleware.Deferrer
 	// CloseTimeout bounds how long Close waits for in-flight handlers.
 	// Default 30s.
 	CloseTimeout time.Duration

@@ -106,7 +106,7 @@ func TestChainOrder(t *testing.T) {
 	for _, l := range h.rt.chain(cat.Jobs[0], cat.Jobs[0].Subscriptions[0]) {
 		names = append(names, l.name)
 	}
-	require.Equal(t, []string{"tracing", "observe", "correlation", "poison", "retry",
+	require.Equal(t, []string{"tracing", "observe", "correlation", "redelivery", "poison", "retry",
 		"attempt", "timeout", "recoverer", "validate", "idempotency"}, names)
 }
 

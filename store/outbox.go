@@ -98,16 +98,19 @@ type OutboxRow struct {
 	Event job.Event
 }
 
-// PendingOutbox returns up to limit unpublished events, oldest first.
+// PendingOutbox returns up to limit unpublished events that are due,
+// oldest first.
 func (db *DB) PendingOutbox(ctx context.Context, limit int) ([]OutboxRow, error) {
-	return pendingOutbox(ctx, db.DB, limit, "")
+	return pendingOutbox(ctx, db.DB, limit, time.Now(), "")
 }
 
-// pendingOutbox reads pending rows through q, the statement ending in lock.
-func pendingOutbox(ctx context.Context, q querier, limit int, lock string) ([]OutboxRow,
-	error) {
+// pendingOutbox reads the rows due at now through q, the statement ending in
+// lock. A row held back by deliver_at is skipped until then.
+func pendingOutbox(ctx context.Context, q querier, limit int, now time.Time, lock string) (
+	[]OutboxRow, error) {
 	rows, err := q.QueryContext(ctx, `SELECT seq, message_uuid, topic, payload, metadata
-		FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1`+lock, limit)
+		FROM outbox WHERE published_at IS NULL AND (deliver_at IS NULL OR deliver_at <= $2)
+		ORDER BY seq LIMIT $1`+lock, limit, Now(now))
 	if err != nil {
 		return nil, fmt.Errorf("read outbox: %w", err)
 	}
@@ -126,6 +129,26 @@ func pendingOutbox(ctx context.Context, q querier, limit int, lock string) ([]Ou
 		out = append(out, r)
 	}
 	return out, rows.Err()
+}
+
+// Schedule writes ev to the outbox to be published at at, under dedupeKey,
+// outside any handler transaction and past any TxPublisher: the row waits in
+// the outbox until it is due, which is how a retry with a long backoff is
+// put off without a subscriber sleeping on it. A second call with the same
+// dedupeKey is a no-op.
+func (db *DB) Schedule(ctx context.Context, ev job.Event, dedupeKey string, at time.Time) error {
+	md, err := json.Marshal(ev.Metadata)
+	if err != nil {
+		return fmt.Errorf("schedule %s: %w", ev.Topic, err)
+	}
+	_, err = db.ExecContext(ctx, `INSERT INTO outbox (dedupe_key, message_uuid, topic, payload,
+		metadata, created_at, deliver_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
+		ON CONFLICT (dedupe_key) DO NOTHING`,
+		dedupeKey, ev.ID, ev.Topic, string(ev.Payload), string(md), Now(time.Now()), Now(at))
+	if err != nil {
+		return fmt.Errorf("schedule %s: %w", ev.Topic, err)
+	}
+	return nil
 }
 
 // MarkPublished records that the outbox row seq reached the transport.

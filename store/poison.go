@@ -128,10 +128,16 @@ func (db *DB) ReplayPoison(ctx context.Context, id string, now time.Time) (Poiso
 	}
 	for _, k := range []string{job.MetaPoisonHandler, job.MetaPoisonSourceTopic,
 		job.MetaPoisonErrorClass, job.MetaPoisonReason, job.MetaPoisonAttempts,
-		job.MetaPoisonFirstFailedAt, job.MetaTraceparent, job.MetaTracestate, "message_id"} {
+		job.MetaPoisonFirstFailedAt, job.MetaTraceparent, job.MetaTracestate, "message_id",
+		job.MetaRetryAttempts, job.MetaRetryFirstFailedAt, job.MetaRedeliverTo} {
 		delete(md, k)
 	}
 	md[job.MetaReplayedFrom] = r.ID
+	// Only the handler that gave up runs a replay; the topic's other
+	// handlers finished the message long ago.
+	if r.Handler != "" {
+		md[job.MetaRedeliverTo] = r.Handler
+	}
 	if tp := r.Metadata[job.MetaTraceparent]; tp != "" {
 		md["replay_of_traceparent"] = tp
 	}

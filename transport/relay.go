@@ -65,6 +65,9 @@ func (r *Relay) Flush(ctx context.Context) (int, error) {
 	if r.DB.HasTxPublisher() {
 		return r.flushInTx(ctx, batch)
 	}
+	if r.DB.Dialect == store.Postgres {
+		return r.flushLocked(ctx, batch)
+	}
 	total := 0
 	for {
 		rows, err := r.DB.PendingOutbox(ctx, batch)
@@ -99,6 +102,38 @@ func (r *Relay) flushInTx(ctx context.Context, batch int) (int, error) {
 			return total, err
 		}
 	}
+}
+
+// flushLocked relays to a transport outside the database, such as Kafka:
+// each batch is published while its rows are locked and marked in the same
+// transaction, so replicas never relay the same row at once and a relay that
+// dies mid-batch leaves the rows to be sent again, with the same ids.
+func (r *Relay) flushLocked(ctx context.Context, batch int) (int, error) {
+	total := 0
+	for {
+		n, err := r.DB.RelayLocked(ctx, batch, time.Now(), r.publishRows)
+		total += n
+		if err != nil || n < batch {
+			return total, err
+		}
+	}
+}
+
+// publishRows publishes rows in order, one Publish call per run of rows on
+// the same topic.
+func (r *Relay) publishRows(ctx context.Context, rows []store.OutboxRow) error {
+	for i := 0; i < len(rows); {
+		j := i
+		var msgs []*message.Message
+		for ; j < len(rows) && rows[j].Event.Topic == rows[i].Event.Topic; j++ {
+			msgs = append(msgs, ToMessage(context.WithoutCancel(ctx), rows[j].Event))
+		}
+		if err := r.Publisher.Publish(rows[i].Event.Topic, msgs...); err != nil {
+			return err
+		}
+		i = j
+	}
+	return nil
 }
 
 func orDefault(d, def time.Duration) time.Duration {

@@ -78,7 +78,7 @@ func (e env) serve(ctx context.Context) error {
 	rt, err := router.New(router.Config{
 		Catalogue: cat, Deps: deps, Transport: tr, Registry: schemas.Default(),
 		Ledger: db, Logger: e.logger, Metrics: middleware.NewMetrics(reg),
-		CloseTimeout: e.cfg.ShutdownTimeout,
+		CloseTimeout: e.cfg.ShutdownTimeout, Deferrer: router.OutboxDeferrer{DB: db},
 	})
 	if err != nil {
 		return err
