@@ -11,6 +11,7 @@ import (
 	"github.com/millrace/millrace/schemas"
 	"github.com/millrace/millrace/store"
 	"github.com/millrace/millrace/transport"
+	"github.com/millrace/millrace/transport/kafka"
 	"github.com/millrace/millrace/transport/memory"
 	"github.com/millrace/millrace/transport/postgres"
 )
@@ -34,9 +35,25 @@ func (e env) openTransport(ctx context.Context, db *store.DB) (transport.Transpo
 		}
 		db.SetTxPublisher(transport.TxPublisher(postgres.PublishTx, schemas.Default().Has))
 		return pgTransport{t}, nil
+	case config.TransportKafka:
+		t, err := kafka.New(ctx, kafka.Config{Brokers: e.cfg.KafkaBrokers,
+			Partitions:        int32(e.cfg.KafkaPartitions),
+			ReplicationFactor: int16(e.cfg.KafkaReplicationFactor),
+			Version:           e.cfg.KafkaVersion, Logger: e.logger})
+		if err != nil {
+			return nil, fmt.Errorf("open kafka transport: %w", err)
+		}
+		// Every topic with a schema exists before anyone subscribes or
+		// publishes, with the configured partitions, so that no broker's
+		// auto-creation defaults decide them.
+		if err := t.EnsureTopics(ctx, schemas.Default().Topics()...); err != nil {
+			t.Close()
+			return nil, fmt.Errorf("create kafka topics: %w", err)
+		}
+		return t, nil
 	default:
-		return nil, fmt.Errorf("transport %q is not available in this build; "+
-			"use memory or postgres", e.cfg.Transport)
+		return nil, fmt.Errorf("transport %q is unknown; use memory, postgres or kafka",
+			e.cfg.Transport)
 	}
 }
 
