@@ -55,10 +55,11 @@ func (w *partitionWatch) snapshot() (int, []int) {
 	return w.stuckTries, append([]int(nil), w.seenByOthers...)
 }
 
-// runPartitionWatch publishes stuck then others messages, all with one
-// organisation (one partition key), and waits until the others are handled.
-func runPartitionWatch(t *testing.T, policy middleware.RetryPolicy, deferred bool,
-	others int) (*partitionWatch, time.Duration) {
+// kafkaRouter runs the test catalogue with handler h on a one-partition
+// Kafka topic of a fresh kfake broker, with the outbox relay running, and
+// returns its store and publisher.
+func kafkaRouter(t *testing.T, h job.Handler, policy middleware.RetryPolicy,
+	deferred bool) (*store.DB, message.Publisher) {
 	t.Helper()
 	cluster := kafkatest.Start(t, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -72,9 +73,8 @@ func runPartitionWatch(t *testing.T, policy middleware.RetryPolicy, deferred boo
 	require.NoError(t, tr.EnsureTopics(ctx, testTopic, "test.other.happened", job.PoisonTopic))
 
 	db := storetest.New(t)
-	w := &partitionWatch{stuck: job.NewID(), db: db}
-	cat := testCatalogue(job.HandlerFunc(w.handle), policy)
-	cfg := Config{Catalogue: cat, Deps: &Deps{Platform: platform.Deps{DB: db}},
+	cfg := Config{Catalogue: testCatalogue(h, policy),
+		Deps:      &Deps{Platform: platform.Deps{DB: db}},
 		Transport: tr, Registry: testRegistry(t), Ledger: db, Logger: logger}
 	if deferred {
 		cfg.Deferrer = OutboxDeferrer{DB: db}
@@ -89,11 +89,21 @@ func runPartitionWatch(t *testing.T, policy middleware.RetryPolicy, deferred boo
 	relayDone := make(chan struct{})
 	go func() { defer close(relayDone); _ = relay.Run(runCtx) }()
 	t.Cleanup(func() { stop(); <-relayDone; rt.Close() })
+	return db, rt.Publisher()
+}
 
+// runPartitionWatch publishes stuck then others messages, all with one
+// organisation (one partition key), and waits until the others are handled.
+func runPartitionWatch(t *testing.T, policy middleware.RetryPolicy, deferred bool,
+	others int) (*partitionWatch, time.Duration) {
+	t.Helper()
+	w := &partitionWatch{stuck: job.NewID()}
+	db, pub := kafkaRouter(t, job.HandlerFunc(w.handle), policy, deferred)
+	w.db = db
 	publish := func(id string) {
 		m := message.NewMessage(id, []byte(`{"n":1}`))
 		m.Metadata.Set(job.MetaPartitionKey, "org-1")
-		require.NoError(t, rt.Publisher().Publish(testTopic, m))
+		require.NoError(t, pub.Publish(testTopic, m))
 	}
 	start := time.Now()
 	publish(w.stuck)
