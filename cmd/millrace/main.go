@@ -26,6 +26,6 @@ func rootCommand() *cobra.Command {
 	}
 	registerConfigFlags(root)
 	root.AddCommand(serveCommand(), migrateCommand(), demoCommand(), publishCommand(),
-		topicsCommand(), poisonCommand(), cronCommand())
+		topicsCommand(), poisonCommand(), cronCommand(), healthcheckCommand())
 	return root
 }
