@@ -11,38 +11,27 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 )
 
-// claimSQL claims up to $2 available messages of subscription $1, lowest id
-// first, walking the primary key (subscription_id, id). SKIP LOCKED lets
-// subscriptions of one group claim side by side. With ordering on, a row
-// whose partition key has an earlier row still present (pending or in
-// flight: acked rows are deleted) is passed over, so one key is never in
-// flight twice and its messages go out in id order; the check is a probe of
-// the partial index on (subscription_id, partition_key, id).
-const claimSQL = `WITH picked AS (
-	SELECT q.id FROM millrace_queue q
-	WHERE q.subscription_id = $1
-		AND (q.locked_until IS NULL OR q.locked_until < now())
-		%s
-	ORDER BY q.id
-	LIMIT $2
-	FOR UPDATE SKIP LOCKED
-)
-UPDATE millrace_queue q
-SET locked_until = now() + $3 * interval '1 millisecond', claimed_by = $4,
-	attempts = q.attempts + 1
-FROM picked
-WHERE q.subscription_id = $1 AND q.id = picked.id
-RETURNING q.id, q.uuid, q.payload, q.metadata`
+// claimSQL claims up to $2 available messages of subscription $1 from id $5
+// on (see claimFuncSQL), ordered per partition key when $6.
+//
+// It commits without waiting for the WAL flush (synchronous_commit off for
+// this statement's transaction only). Losing a claim in a Postgres crash
+// loses nothing: the rows are available again, and a message already handed
+// out is at worst delivered twice, as when a lease runs out. Not waiting
+// keeps the consumers' commits out of the publishers' group commits.
+const claimSQL = `SELECT msg_id, msg_uuid, msg_payload, msg_metadata, msg_keyed
+	FROM set_config('synchronous_commit', 'off', true) AS async,
+		millrace_queue_claim($1, $2, $3, $4, $5, $6)`
 
-const keyOrderSQL = `AND (q.partition_key IS NULL OR NOT EXISTS (
-			SELECT 1 FROM millrace_queue p
-			WHERE p.subscription_id = q.subscription_id
-				AND p.partition_key = q.partition_key AND p.id < q.id))`
-
-var (
-	claimOrderedSQL   = fmt.Sprintf(claimSQL, keyOrderSQL)
-	claimUnorderedSQL = fmt.Sprintf(claimSQL, "")
-)
+// ackSQL deletes acked rows, committing like claimSQL without waiting for
+// the WAL flush. A Postgres crash can then lose the acks of roughly the last
+// three wal_writer_delay (600 ms by default) before it: those messages are
+// delivered again, and handlers deduplicate them by their idempotency claim,
+// which commits synchronously in the handler's own transaction. Messages
+// themselves are never lost: publishes commit synchronously.
+const ackSQL = `WITH async AS (SELECT set_config('synchronous_commit', 'off', true))
+DELETE FROM millrace_queue
+WHERE subscription_id = $1 AND id = ANY($2) AND EXISTS (SELECT FROM async)`
 
 // dbContext bounds one queue statement. It is not the subscription's
 // context, so that acks and hand-backs still run while it closes.
@@ -50,14 +39,11 @@ func (s *subscription) dbContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), s.t.cfg.PublishTimeout)
 }
 
-func (s *subscription) claimRows(limit int) ([]claimed, error) {
-	q := claimOrderedSQL
-	if s.s.cfg.Unordered {
-		q = claimUnorderedSQL
-	}
+func (s *subscription) claimRows(limit int, from int64) ([]claimed, error) {
 	ctx, cancel := s.dbContext()
 	defer cancel()
-	rows, err := s.t.pool.Query(ctx, q, s.id, limit, s.t.cfg.Lease.Milliseconds(), s.token)
+	rows, err := s.t.cpool.Query(ctx, claimSQL, s.id, limit, s.t.cfg.Lease.Milliseconds(),
+		s.token, from, !s.s.cfg.Unordered)
 	if err != nil {
 		return nil, fmt.Errorf("claim messages: %w", err)
 	}
@@ -69,15 +55,16 @@ func (s *subscription) claimRows(limit int) ([]claimed, error) {
 			uuid     string
 			payload  []byte
 			metadata []byte
+			keyed    bool
 		)
-		if err := rows.Scan(&id, &uuid, &payload, &metadata); err != nil {
+		if err := rows.Scan(&id, &uuid, &payload, &metadata, &keyed); err != nil {
 			return nil, fmt.Errorf("read claimed message: %w", err)
 		}
 		m := message.NewMessage(uuid, payload)
 		if err := json.Unmarshal(metadata, &m.Metadata); err != nil {
 			return nil, fmt.Errorf("decode metadata of %s: %w", uuid, err)
 		}
-		got = append(got, claimed{id: id, msg: m})
+		got = append(got, claimed{id: id, keyed: keyed, msg: m})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("claim messages: %w", err)
@@ -103,7 +90,7 @@ func (s *subscription) release(ids []int64, notify bool) {
 	}
 	ctx, cancel := s.dbContext()
 	defer cancel()
-	_, err := s.t.pool.Exec(ctx, releaseSQL, s.id, ids, s.token, s.topic, notify)
+	_, err := s.t.cpool.Exec(ctx, releaseSQL, s.id, ids, s.token, s.topic, notify)
 	if err != nil {
 		s.t.log.WarnContext(s.ctx, "hand back messages failed, their leases will expire",
 			"topic", s.topic, "group", s.s.group, "count", len(ids), "error", err.Error())
@@ -124,7 +111,7 @@ func (s *subscription) renew() {
 	}
 	ctx, cancel := s.dbContext()
 	defer cancel()
-	_, err := s.t.pool.Exec(ctx, `UPDATE millrace_queue
+	_, err := s.t.cpool.Exec(ctx, `UPDATE millrace_queue
 		SET locked_until = now() + $4 * interval '1 millisecond'
 		WHERE subscription_id = $1 AND id = ANY($2) AND claimed_by = $3`,
 		s.id, ids, s.token, s.t.cfg.Lease.Milliseconds())
@@ -144,8 +131,7 @@ func (s *subscription) deleteAcked(ids []int64) {
 			time.Sleep(time.Duration(attempt) * 100 * time.Millisecond)
 		}
 		ctx, cancel := s.dbContext()
-		_, err = s.t.pool.Exec(ctx,
-			`DELETE FROM millrace_queue WHERE subscription_id = $1 AND id = ANY($2)`, s.id, ids)
+		_, err = s.t.cpool.Exec(ctx, ackSQL, s.id, ids)
 		cancel()
 		if err == nil {
 			return

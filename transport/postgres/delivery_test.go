@@ -58,6 +58,8 @@ func TestGroupSubscribersRunInParallel(t *testing.T) {
 			select {
 			case <-barrier:
 			case <-time.After(wait):
+				mu.Lock()
+				defer mu.Unlock()
 				t.Fatalf("never four in flight at once (max %d)", inFlight)
 			}
 			require.Eventually(t, func() bool { return queueRows(t, tr) == 0 },

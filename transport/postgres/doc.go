@@ -33,23 +33,40 @@
 //
 // # Delivery
 //
-// Each Subscribe call claims with one short statement (see claimSQL):
-// SELECT ... FOR UPDATE SKIP LOCKED of the lowest available ids of its
-// subscription, walking the primary key, then sets a lease (locked_until,
+// Each Subscribe call claims with one short statement, a call of
+// millrace_queue_claim (see claimFuncSQL): SELECT ... FOR UPDATE SKIP LOCKED
+// of the lowest available ids of its subscription, walking the primary key
+// in order whatever the table's statistics, then sets a lease (locked_until,
 // Config.Lease, default 30s), its claim token and attempts+1. Nothing stays
 // open while handlers run. Up to SubscriberConfig.Concurrency messages
-// (default 1) are in flight per Subscribe call, plus Prefetch claimed ahead.
-// Subscribers of a group in any process share its rows; a crashed
-// subscriber's rows come back when their lease ends, since only a live one
-// renews them (every third of the lease).
+// (default 1) are in flight per Subscribe call, plus Prefetch claimed ahead;
+// while a backlog keeps the handlers waiting for claims, the prefetch
+// doubles up to MaxPrefetch (default 512) and falls back once a claim comes
+// back short, so a backlog drains in claims of a few hundred rows while slow
+// handlers still share their messages between replicas. While claims come
+// back full, each starts scanning after the last row the previous one took,
+// so a claim does not step over the index entries of every row acked since
+// the last vacuum. Subscribers of a group in any process share its rows; a
+// crashed subscriber's rows come back when their lease ends, since only a
+// live one renews them (all of them in one statement, every third of the
+// lease). Claims and publishes use separate pools, so publishers saturating
+// theirs never hold up the consumers.
 //
-// An ack deletes exactly the acked row (acks that arrive during a delete are
-// batched into the next). A nack hands the row back at once, with the
-// prefetched ones, so the next claim takes it first. Closing, or ending the
-// Subscribe context, stops handing out, hands back the prefetched rows,
-// waits up to Config.CloseTimeout (default 10s) for the messages in flight
-// to be acked, storing those acks, then ends their contexts, hands them back
-// and notifies, so another replica takes them at once.
+// An ack deletes exactly the acked row. Acks are deleted in the background,
+// in one statement for all the acks that arrived during the previous delete
+// (at most one per millisecond per subscription), so an ack is stored
+// within a round trip or two of Ack, not before Ack returns; closing a
+// subscription stores every ack it was given before it returns. Claims and
+// acks commit without waiting for the WAL flush: a Postgres crash can undo
+// the last few hundred milliseconds of them, which redelivers those messages
+// (a process crash likewise loses the acks not yet deleted); neither loses a
+// message, and handlers deduplicate by their idempotency claim. A nack hands
+// the row back at once, with the prefetched ones, so the next claim takes it
+// first. Closing, or ending the Subscribe context, stops handing out, hands
+// back the prefetched rows, waits up to Config.CloseTimeout (default 10s)
+// for the messages in flight to be acked, storing those acks, then ends
+// their contexts, hands them back and notifies, so another replica takes
+// them at once.
 //
 // # Order
 //
@@ -67,43 +84,32 @@
 //
 // # Wake-up
 //
-// Every publish statement calls pg_notify on NotifyChannel with the topic;
-// Postgres delivers it at commit, so a transactional publish wakes consumers
-// only if it commits. One connection per transport LISTENs and wakes the
-// topic's subscriptions; it reconnects when the connection drops and then
-// wakes them all. Config.PollInterval (default 1s) is only the fallback, for
-// expired leases and notifications missed meanwhile.
+// PublishTx and PublishPgxTx call pg_notify on NotifyChannel with the topic
+// in the caller's transaction; Postgres delivers it at commit, so a
+// transactional publish wakes consumers only if it commits. The transport's
+// own publisher does not: Postgres serialises the commits of transactions
+// that sent a NOTIFY, WAL flush included, which held 4 concurrent
+// publishers to one commit at a time. It commits its INSERT alone, wakes
+// this process's subscriptions itself and has a notifier send one
+// notification per topic for all the publishes of the last few milliseconds,
+// in a statement that writes nothing. One connection per transport LISTENs
+// and wakes the topic's subscriptions; it reconnects when the connection
+// drops and then wakes them all. Config.PollInterval (default 1s) is only
+// the fallback, for expired leases and notifications missed meanwhile.
 //
 // # Publishing in a transaction
 //
 // PublishTx publishes in a database/sql transaction, PublishPgxTx in a pgx
 // one. The messages travel as one JSON argument, so the statement works
-// with any driver.
+// with any driver. The NOTIFY they send makes their commits take Postgres's
+// notification lock in turn: many connections committing publishes at once
+// are serialised, so a burst is better published in fewer, larger
+// transactions.
 //
 // # Measurements
 //
-// BenchmarkPublishConsume and BenchmarkPublish, 5,000 messages, no-op
-// handler, Postgres 15 on localhost, on a shared 2-core machine whose load
-// average stayed between 5 and 9 from other test runs: ranges over three
-// runs, so read the ratios rather than the figures.
-//
-//   - 1 subscriber, Concurrency 1, Prefetch 1 (the defaults): 420-1,310
-//     msg/s. Prefetch 16: 5,100-7,500 msg/s, since claims come in batches.
-//   - 4 subscribers of a group, defaults: 930-1,270 msg/s. With a no-op
-//     handler round trips are the limit; parallelism pays once handlers
-//     take time, and the tests prove four messages in flight at once.
-//   - 1 subscriber, Concurrency 4, no partition key: 2,600-4,100 msg/s.
-//     Over 20 partition keys: 590-880 msg/s ordered, 1,570-2,420 msg/s
-//     unordered. Ordering costs its waits (the next message of a key is
-//     claimable only once the previous ack is stored) more than its query
-//     (the ordered claim ran in 0.3-4 ms on a 10,000-row backlog).
-//   - Publishing: 1,370-2,160 msg/s at one message per statement;
-//     46,000-65,000 msg/s at 100 messages per PublishTx transaction.
-//
-// The defaults favour sharing work between replicas over throughput: a
-// handler whose messages are quick and many should raise Prefetch.
-//
-// Warning: Postgres serialises the commits of transactions that sent a
-// NOTIFY (they take one lock on the notification queue). The figures above
-// include it; a publisher expecting bursts beyond them should batch.
+// The peers benchmark (../shared/peers-bench, with cmd/millrace-bench's
+// svc/pg rows added) has the figures beside watermill-sql, River and
+// pgbench; README.md has them. BenchmarkPublishConsume and
+// BenchmarkPublish here measure the transport alone.
 package postgres

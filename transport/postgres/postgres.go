@@ -19,7 +19,13 @@ type Config struct {
 	DSN string
 	// Pool is a pool the caller owns; the transport does not close it.
 	Pool *pgxpool.Pool
-	// MaxConns bounds the pool opened from DSN. Default 4.
+	// ConsumePool, when set with Pool, is the caller's pool for claims,
+	// acks and lease renewals; by default they share Pool.
+	ConsumePool *pgxpool.Pool
+	// MaxConns bounds each of the two pools opened from DSN: one for
+	// publishing, one for claims, acks and lease renewals, so that
+	// publishers saturating their connections never starve the consumers
+	// (whose falling behind would only grow the backlog). Default 4.
 	MaxConns int32
 	// PollInterval is the fallback poll of every subscription, for leases
 	// that expired and notifications missed while the listener reconnected.
@@ -47,9 +53,11 @@ var ErrClosed = errors.New("postgres transport closed")
 // Transport is the Postgres transport.
 type Transport struct {
 	cfg      Config
-	pool     *pgxpool.Pool
+	pool     *pgxpool.Pool // publishing, and everything else of the caller
+	cpool    *pgxpool.Pool // claims, acks, renewals, hand-backs
 	ownsPool bool
 	log      *slog.Logger
+	notes    *notifier
 
 	mu     sync.Mutex
 	closed bool
@@ -102,7 +110,16 @@ func New(ctx context.Context, cfg Config) (*Transport, error) {
 		if t.pool, err = pgxpool.NewWithConfig(ctx, pc); err != nil {
 			return nil, fmt.Errorf("open postgres pool: %w", err)
 		}
+		if t.cpool, err = pgxpool.NewWithConfig(ctx, pc.Copy()); err != nil {
+			t.pool.Close()
+			return nil, fmt.Errorf("open postgres pool: %w", err)
+		}
 		t.ownsPool = true
+	} else {
+		t.cpool = cfg.ConsumePool
+		if t.cpool == nil {
+			t.cpool = t.pool
+		}
 	}
 	if err := Init(ctx, t.pool); err != nil {
 		t.closePool()
@@ -116,6 +133,7 @@ func New(ctx context.Context, cfg Config) (*Transport, error) {
 	lctx, cancel := context.WithCancel(context.Background())
 	t.stopListener, t.listenerDone = cancel, make(chan struct{})
 	go t.listen(lctx, l)
+	t.notes = newNotifier(t)
 	return t, nil
 }
 
@@ -182,6 +200,7 @@ func (t *Transport) Close() error {
 		go func() { defer wg.Done(); _ = s.Close() }()
 	}
 	wg.Wait()
+	t.notes.close()
 	t.stopListener()
 	<-t.listenerDone
 	t.closePool()
@@ -191,6 +210,7 @@ func (t *Transport) Close() error {
 func (t *Transport) closePool() {
 	if t.ownsPool {
 		t.pool.Close()
+		t.cpool.Close()
 	}
 }
 
@@ -225,7 +245,10 @@ func (t *Transport) unwatch(topic string, sub *subscription) {
 	}
 }
 
-// wake wakes the subscriptions of topic, or all of them when topic is "".
+// wake wakes the subscriptions of topic, or all of them when topic is "",
+// and makes their next claim scan from their first row: what woke them may
+// be a row below where they got to (a hand-back, a transaction that took an
+// id early and committed late).
 func (t *Transport) wake(topic string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -234,6 +257,7 @@ func (t *Transport) wake(topic string) {
 			continue
 		}
 		for s := range subs {
+			s.rescan.Store(true)
 			s.poke()
 		}
 	}

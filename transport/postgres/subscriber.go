@@ -18,11 +18,24 @@ type SubscriberConfig struct {
 	// renewed with the others; closing hands them back at once. Zero means
 	// the default, Concurrency; a negative value turns prefetching off.
 	Prefetch int
+	// MaxPrefetch is how far Prefetch may grow while a backlog keeps the
+	// handlers waiting for claims: when a claim comes back full and finds
+	// handlers idle, the subscription doubles what it claims ahead, up to
+	// MaxPrefetch, and falls back to Prefetch once a claim comes back short
+	// (the backlog is gone). Slow handlers never wait for a claim, so their
+	// messages stay shared between replicas. Zero means the default, 512;
+	// a negative value keeps Prefetch fixed.
+	MaxPrefetch int
 	// Unordered hands out messages of one partition key in parallel. By
 	// default a group holds back a message while an earlier one with the
 	// same partition key is pending or in flight.
 	Unordered bool
 }
+
+// defaultMaxPrefetch bounds the adaptive prefetch: claims of up to half of
+// it at a time, enough to drain a backlog at tens of thousands of messages
+// a second, a few hundred kilobytes of buffered messages at most.
+const defaultMaxPrefetch = 512
 
 func (c SubscriberConfig) withDefaults() SubscriberConfig {
 	if c.Concurrency <= 0 {
@@ -33,6 +46,13 @@ func (c SubscriberConfig) withDefaults() SubscriberConfig {
 		c.Prefetch = c.Concurrency
 	case c.Prefetch < 0:
 		c.Prefetch = 0
+		c.MaxPrefetch = -1
+	}
+	switch {
+	case c.MaxPrefetch == 0:
+		c.MaxPrefetch = max(defaultMaxPrefetch, c.Prefetch)
+	case c.MaxPrefetch < c.Prefetch:
+		c.MaxPrefetch = c.Prefetch
 	}
 	return c
 }
@@ -119,7 +139,7 @@ func (s *Subscriber) isClosed() bool {
 
 // newSubscription prepares the state of one Subscribe call.
 func newSubscription(ctx context.Context, s *Subscriber, topic string, id int32) *subscription {
-	room := s.cfg.Concurrency + s.cfg.Prefetch
+	room := s.cfg.Concurrency + s.cfg.MaxPrefetch
 	msgCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	return &subscription{
 		s: s, t: s.t, topic: topic, id: id, token: uuid.NewString(),
@@ -132,8 +152,8 @@ func newSubscription(ctx context.Context, s *Subscriber, topic string, id int32)
 		abandon:   make(chan struct{}),
 		ackerDone: make(chan struct{}),
 		done:      make(chan struct{}),
-		inflight:  map[int64]struct{}{},
-		claimReq:  make(chan int),
+		inflight:  map[int64]bool{},
+		claimReq:  make(chan claimAsk),
 		claimRes:  make(chan claimResult),
 	}
 }
