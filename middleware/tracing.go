@@ -17,21 +17,19 @@ import (
 // consumer span for the delivery. It also puts the message's identifiers on
 // the context's logger attributes so that every log line of the delivery
 // names them.
+//
+// The span is recorded for every sampled message, so its cost is kept down:
+// the topic, handler and message id are on each attempt span under it (and
+// the first two in its name), not repeated here, and its attributes are set
+// once, when the outcome is known, so that their slice is allocated once.
 func Tracing(tracer trace.Tracer, topic, handler string) message.HandlerMiddleware {
 	spanName := handler + " " + topic
+	kind := trace.WithSpanKind(trace.SpanKindConsumer)
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
 			ctx := job.ExtractTrace(msg.Context(), msg.Metadata)
-			ctx, span := tracer.Start(ctx, spanName, trace.WithSpanKind(trace.SpanKindConsumer))
+			ctx, span := tracer.Start(ctx, spanName, kind)
 			defer span.End()
-			recording := span.IsRecording()
-			if recording {
-				span.SetAttributes(
-					attribute.String("messaging.destination.name", topic),
-					attribute.String("messaging.consumer.group.name", "millrace."+handler),
-					attribute.String("messaging.message.id", msg.UUID),
-					attribute.String("millrace.handler", handler))
-			}
 			ctx = telemetry.WithLogAttrs(ctx,
 				slog.String("handler", handler), slog.String("topic", topic),
 				slog.String("message_id", msg.UUID),
@@ -40,7 +38,7 @@ func Tracing(tracer trace.Tracer, topic, handler string) message.HandlerMiddlewa
 			msg.SetContext(ctx)
 			st := StateFrom(msg)
 			out, err := h(msg)
-			if !recording {
+			if !span.IsRecording() {
 				return out, err
 			}
 			span.SetAttributes(attribute.Int("millrace.attempts", st.Attempts),

@@ -11,9 +11,11 @@ import (
 )
 
 // openTraced opens a database through a driver wrapped so that every SQL
-// statement run inside a traced context gets a span. Statements with no
-// span in their context (the relay's poll, the ticker) make none, so idle
-// polling does not flood the trace store.
+// statement run inside a sampled trace gets a span. Statements with no span
+// in their context (the relay's poll, the ticker) make none, so idle polling
+// does not flood the trace store; nor do statements of a trace the sampler
+// left out, whose spans would be dropped anyway, so that they skip building
+// the span's attributes (the statement's text among them) as well.
 func openTraced(driverName, dsn string, system string) (*sql.DB, error) {
 	return otelsql.Open(driverName, dsn, sqlTraceOptions(system)...)
 }
@@ -32,11 +34,14 @@ func sqlTraceOptions(system string) []otelsql.Option {
 			OmitConnPrepare:      true,
 			OmitRows:             true,
 			OmitConnectorConnect: true,
-			SpanFilter:           hasParentSpan,
+			SpanFilter:           inSampledTrace,
 		}),
 	}
 }
 
-func hasParentSpan(ctx context.Context, _ otelsql.Method, _ string, _ []driver.NamedValue) bool {
-	return trace.SpanContextFromContext(ctx).IsValid()
+// inSampledTrace reports whether the statement's span would be recorded: the
+// samplers Millrace uses are parent-based, so a child of a span that was not
+// sampled is not either.
+func inSampledTrace(ctx context.Context, _ otelsql.Method, _ string, _ []driver.NamedValue) bool {
+	return trace.SpanContextFromContext(ctx).IsSampled()
 }

@@ -39,12 +39,14 @@ type TraceSettings struct {
 	Protocol string
 	// ServiceName is OTEL_SERVICE_NAME, default millrace.
 	ServiceName string
-	// Sampler is OTEL_TRACES_SAMPLER as set; empty means parent-based,
-	// always on for roots.
+	// Sampler is OTEL_TRACES_SAMPLER as set; empty means DefaultSampler:
+	// parent-based, DefaultSampleRatio of root spans.
 	Sampler string
 
-	// sampler, when set, overrides both (benchmarks).
-	sampler sdktrace.Sampler
+	// sampler, when set, overrides both, and blockOnQueueFull makes the
+	// batch processor wait instead of dropping spans (benchmarks).
+	sampler          sdktrace.Sampler
+	blockOnQueueFull bool
 }
 
 // TraceSettingsFromEnv reads the OTEL_* variables through lookupEnv (usually

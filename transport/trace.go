@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"sync"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"go.opentelemetry.io/otel"
@@ -19,6 +20,9 @@ const tracerName = "github.com/millrace/millrace"
 // trace context of the original delivery.
 const metaReplayOf = "replay_of_traceparent"
 
+// producerKind is built once: each option is an allocation.
+var producerKind = trace.WithSpanKind(trace.SpanKindProducer)
+
 // startPublish starts the producer span of one message and writes its
 // context into the message's metadata, replacing what was there, so that the
 // consumer's span is the publish span's child.
@@ -34,7 +38,7 @@ func startPublish(topic string, m *message.Message) trace.Span {
 		ctx = job.ExtractTrace(ctx, m.Metadata)
 	}
 	opts := []trace.SpanStartOption{
-		trace.WithSpanKind(trace.SpanKindProducer),
+		producerKind,
 		trace.WithAttributes(
 			attribute.String("messaging.operation.type", "send"),
 			attribute.String("messaging.destination.name", topic),
@@ -48,9 +52,22 @@ func startPublish(topic string, m *message.Message) trace.Span {
 				Attributes: []attribute.KeyValue{attribute.String("millrace.link", "replay_of")}}))
 		}
 	}
-	ctx, span := otel.Tracer(tracerName).Start(ctx, "publish "+topic, opts...)
+	ctx, span := otel.Tracer(tracerName).Start(ctx, publishSpanName(topic), opts...)
 	delete(m.Metadata, job.MetaTraceparent)
 	delete(m.Metadata, job.MetaTracestate)
 	job.InjectTrace(ctx, m.Metadata)
 	return span
+}
+
+// publishNames holds the producer span name of each topic published to, so
+// that publishing does not build the same string for every message. Topics
+// come from the catalogue, so the map stays small.
+var publishNames sync.Map
+
+func publishSpanName(topic string) string {
+	if n, ok := publishNames.Load(topic); ok {
+		return n.(string)
+	}
+	n, _ := publishNames.LoadOrStore(topic, "publish "+topic)
+	return n.(string)
 }

@@ -7,12 +7,14 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/millrace/millrace/job"
+	"github.com/millrace/millrace/telemetry"
 )
 
 type nopPublisher struct{ got []*message.Message }
@@ -86,4 +88,27 @@ func TestGuardRefusesUnknownTopics(t *testing.T) {
 	err := g.Publish("nope", message.NewMessage(job.NewID(), nil))
 	require.ErrorIs(t, err, ErrUnknownTopic)
 	require.Empty(t, pub.got, "nothing published")
+}
+
+// Under the default sampler, which records a share of new traces, a replay
+// from the poison queue is always recorded: its publish span is a root that
+// links to the trace it replays.
+func TestReplayIsAlwaysSampled(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	otel.SetTracerProvider(sdktrace.NewTracerProvider(
+		sdktrace.WithSampler(telemetry.DefaultSampler()), sdktrace.WithSpanProcessor(rec)))
+	otel.SetTextMapPropagator(propagation.TraceContext{})
+	g := Guard(&nopPublisher{}, func(string) bool { return true })
+	const n = 50
+	for range n {
+		m := message.NewMessage(job.NewID(), []byte(`{}`))
+		m.Metadata.Set(job.MetaReplayedFrom, "p1")
+		m.Metadata.Set(metaReplayOf, origTraceparent)
+		require.NoError(t, g.Publish("a.topic", m))
+	}
+	require.Len(t, rec.Ended(), n)
+	for _, s := range rec.Ended() {
+		require.Contains(t, s.Attributes(), attribute.String("messaging.destination.name",
+			"a.topic"))
+	}
 }

@@ -171,6 +171,7 @@ func TestTraceInJaegerEndToEnd(t *testing.T) {
 	in := newInstance(t)
 	in.env = append(in.env, "OTEL_EXPORTER_OTLP_ENDPOINT=http://"+otlpGRPC,
 		"OTEL_EXPORTER_OTLP_PROTOCOL=grpc", "OTEL_BSP_SCHEDULE_DELAY=100",
+		"OTEL_TRACES_SAMPLER=parentbased_always_on",
 		"MILLRACE_CRON=false")
 	in.run(t, "demo")
 	in.serve(t)
@@ -251,6 +252,7 @@ func TestWebhookTraceInJaegerEndToEnd(t *testing.T) {
 	in := newInstance(t)
 	in.env = append(in.env, "OTEL_EXPORTER_OTLP_ENDPOINT=http://"+otlpHTTP,
 		"OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf", "OTEL_BSP_SCHEDULE_DELAY=100",
+		"OTEL_TRACES_SAMPLER=parentbased_always_on",
 		"MILLRACE_CRON=false", "MILLRACE_CALMONY_WEBHOOK_SECRETS="+jaegerWebhookSecret)
 	in.run(t, "demo")
 	db := in.db(t)
