@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
@@ -72,7 +71,7 @@ func New(cfg Config) (*Router, error) {
 	}
 	r.publisher = transport.Guard(cfg.Transport.Publisher(), cfg.Registry.Has)
 	wm, err := message.NewRouter(message.RouterConfig{CloseTimeout: cfg.CloseTimeout},
-		watermill.NewSlogLoggerWithLevelMapping(cfg.Logger, map[slog.Level]slog.Level{
+		telemetry.WatermillLogger(cfg.Logger, map[slog.Level]slog.Level{
 			slog.LevelInfo: slog.LevelDebug,
 		}))
 	if err != nil {

@@ -18,6 +18,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/millrace/millrace/telemetry"
 )
 
 // Config configures the transport.
@@ -138,7 +140,7 @@ func New(ctx context.Context, cfg Config) (*Transport, error) {
 			"and record headers need 0.11.0 or later", v)
 	}
 	t := &Transport{cfg: cfg, version: v, log: cfg.Logger,
-		wlog: watermill.NewSlogLogger(cfg.Logger), subs: map[*wkafka.Subscriber]struct{}{}}
+		wlog: telemetry.WatermillLogger(cfg.Logger, nil), subs: map[*wkafka.Subscriber]struct{}{}}
 	pc, err := t.producerConfig()
 	if err != nil {
 		return nil, err
