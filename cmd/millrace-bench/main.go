@@ -14,10 +14,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
-
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/millrace/millrace/internal/bench"
 	"github.com/millrace/millrace/store"
@@ -52,7 +51,7 @@ func rows() []row {
 			return bench.Rate(ctx, t, sys.Publish, 200, 5*time.Second)
 		}
 	}
-	return []row{
+	return append([]row{
 		{"svc/memory/bare-gochannel/max-p1", "bare Watermill router on GoChannel (default config), 1 publisher",
 			maxRow("bare", 1, "")},
 		{"svc/memory/bare-memory/max-p1", "bare Watermill router on Millrace's memory transport, 1 publisher",
@@ -65,23 +64,17 @@ func rows() []row {
 			maxRow("bare-memory", 4, "")},
 		{"svc/memory/full/max-p4", "Millrace full chain on its memory transport, 4 publishers",
 			maxRow("full", 4, "memory")},
-		{tracedKey + "p1", "Millrace full chain, every span exported over OTLP/HTTP to an " +
-			"in-process collector, 1 publisher", maxRow("full-traced", 1, "memory")},
-		{tracedKey + "p4", "Millrace full chain, every span exported over OTLP/HTTP to an " +
-			"in-process collector, 4 publishers", maxRow("full-traced", 4, "memory")},
-		{sampledKey + "p4", "Millrace full chain, 10% of traces exported over OTLP/HTTP to an " +
-			"in-process collector, 4 publishers", maxRow("full-traced-10pct", 4, "memory")},
 		{"svc/memory/full-sqlite-ledger/max-p4",
 			"Millrace full chain + SQLite idempotency read, 4 publishers", maxRow("full", 4, "sqlite")},
 		{"svc/memory/bare-gochannel/rate200", "bare Watermill router on GoChannel, 200 msg/s",
 			rateRow("bare")},
 		{"svc/memory/full/rate200", "Millrace full chain on its memory transport, 200 msg/s",
 			rateRow("full")},
-	}
+	}, tracingRows(maxRow)...)
 }
 
 // allRows are the memory rows and the Postgres ones.
-func allRows() []row { return append(rows(), pgRows()...) }
+func allRows() []row { return append(append(rows(), pgRows()...), kafkaRows()...) }
 
 type runFunc func(ctx context.Context, n int64) (bench.Result, error)
 
@@ -92,13 +85,10 @@ func system(kind, ledger string, t *bench.Tracker) (bench.System, error) {
 	case "bare-memory":
 		return bench.BareMemory(t)
 	}
-	o := bench.FullOpts{}
-	switch kind {
-	case "full-traced":
-		return tracedSystem(t, nil)
-	case "full-traced-10pct":
-		return tracedSystem(t, sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0.1)))
+	if sys, ok, err := tracingSystem(kind, t); ok {
+		return sys, err
 	}
+	o := bench.FullOpts{}
 	if ledger == "sqlite" {
 		dir, err := os.MkdirTemp("", "millrace-bench")
 		if err != nil {
@@ -121,7 +111,24 @@ func main() {
 	n := flag.Int64("n", 200000, "messages per max row")
 	rounds := flag.Int("tracing-rounds", 3, "runs of each side of the tracing cost ratio")
 	withPG := flag.Bool("pg", true, "include the rows on the Postgres transport ("+bench.PGDSN+")")
+	pick := flag.String("rows", "", "run only the rows whose key matches this regexp "+
+		"(for run.sh -add: '^svc/pg/' for the Postgres rows)")
 	flag.Parse()
+	keep, err := regexp.Compile(*pick)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench: -rows: %v\n", err)
+		os.Exit(2)
+	}
+	if *collectorChild {
+		if err := bench.ServeCollector(os.Stdin, os.Stdout, os.Stderr); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *kfakeChild {
+		os.Exit(serveKfake())
+	}
 	if *only != "" {
 		os.Exit(runOne(*only, *n))
 	}
@@ -134,7 +141,8 @@ func main() {
 	runRow := func(key string, show io.Writer) (bench.Result, bool) {
 		fmt.Fprintf(os.Stderr, "bench: %s\n", key)
 		var out bytes.Buffer
-		cmd := exec.Command(self, "-only", key, "-n", fmt.Sprint(*n))
+		cmd := exec.Command(self, "-only", key, "-n", fmt.Sprint(*n),
+			fmt.Sprintf("-collector-in-process=%t", *collectorInProc))
 		cmd.Stdout, cmd.Stderr = io.MultiWriter(show, &out), os.Stderr
 		if err := cmd.Run(); err != nil {
 			fmt.Fprintf(os.Stderr, "bench: %s: %v\n", key, err)
@@ -145,7 +153,13 @@ func main() {
 	samples := map[string][]bench.Result{}
 	runPG := *withPG && pgReachable()
 	for _, r := range allRows() {
+		if !keep.MatchString(r.key) {
+			continue
+		}
 		if strings.HasPrefix(r.key, pgPrefix) && !runPG {
+			continue
+		}
+		if !kafkaRowWanted(r.key) {
 			continue
 		}
 		if res, ok := runRow(r.key, os.Stdout); ok {
@@ -155,7 +169,10 @@ func main() {
 	// The tracing cost is a ratio of two noisy numbers: more rounds, run
 	// alternately, give each side a median.
 	for range *rounds - 1 {
-		for _, key := range []string{untracedKey + "p4", tracedKey + "p4", sampledKey + "p4"} {
+		for _, key := range tracingRoundKeys() {
+			if !keep.MatchString(key) {
+				continue
+			}
 			if res, ok := runRow(key, io.Discard); ok {
 				samples[key] = append(samples[key], res)
 			}
@@ -184,9 +201,11 @@ func runOne(key string, n int64) int {
 		}
 		res.Key, res.Variant, res.Group = key, r.variant, "6. Service"
 		res.System = "millrace"
+		res.Note = spansNote(key, n)
 		if strings.Contains(key, "/bare-") {
 			res.System = "watermill router (same run)"
 		}
+		relabelKafka(key, &res)
 		fmt.Println(res.Line())
 		return 0
 	}

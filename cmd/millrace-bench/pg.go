@@ -9,18 +9,20 @@ import (
 	"time"
 
 	"github.com/millrace/millrace/internal/bench"
+	"github.com/millrace/millrace/transport/postgres"
 )
 
 // pgPrefix starts the keys of the rows on the Postgres transport.
 const pgPrefix = "svc/pg/"
 
-// pgN is the size of the Postgres max rows, below the peers' 40,000: with
-// 4 publishers on the transport's 4 connections the consumer falls behind,
-// and at 10,000 it did not catch up within the minute Max waits. pgBacklogN
-// is the peers' backlog size.
+// pgN is the size of the Postgres max rows and pgBacklogN of the backlog
+// rows, the peers' 40,000 and 150,000. pgIdemN, the backlog of the row
+// whose handler commits a transaction per message, is smaller so that the
+// row takes under a minute on a loaded 2-core machine.
 const (
-	pgN        = 5000
+	pgN        = 40000
 	pgBacklogN = 150000
+	pgIdemN    = 30000
 )
 
 // pgRows are the full chain on the Postgres transport, each in a schema of
@@ -40,6 +42,21 @@ func pgRows() []row {
 			"100 per PublishTx with the consumer stopped, then drained, Concurrency 4 ordered",
 			func(ctx context.Context, _ int64) (bench.Result, error) {
 				return bench.PGBacklog(ctx, pgBacklogN, 100, bench.PGOpts{Concurrency: 4})
+			}},
+		{pgPrefix + "max/backlog-transport", "Millrace Postgres transport alone (no router), " +
+			"backlog published 100 per PublishTx with the consumer stopped, then drained by one " +
+			"subscription, Concurrency 4 ordered, no-op handler",
+			func(ctx context.Context, _ int64) (bench.Result, error) {
+				return bench.PGBacklogTransport(ctx, pgBacklogN, 100,
+					postgres.SubscriberConfig{Concurrency: 4})
+			}},
+		{pgPrefix + "max/batch100-backlog-idem", "Millrace full chain on Postgres with the " +
+			"idempotency read and the handler's claim transaction in a Postgres store, 30k " +
+			"backlog published 100 per PublishTx with the consumer stopped, then drained, " +
+			"Concurrency 16",
+			func(ctx context.Context, _ int64) (bench.Result, error) {
+				return bench.PGBacklog(ctx, pgIdemN, 100,
+					bench.PGOpts{Concurrency: 16, Idempotent: true})
 			}},
 		{pgPrefix + "max/full-noop-c4", "Millrace full chain on Postgres, Concurrency 4 ordered " +
 			"(no partition key), 4 publishers", maxRow(pgN, 4, bench.PGOpts{Concurrency: 4})},

@@ -87,13 +87,18 @@ type FullOpts struct {
 	// Ledger answers the idempotency check; nil uses an in-memory ledger,
 	// which measures the chain's own cost without a database read.
 	Ledger middleware.Ledger
-	// Exporter, when set, records every span (the default sampler:
-	// parent-based, always on) and exports them through a batch span
-	// processor, as serve does with OTEL_EXPORTER_OTLP_ENDPOINT set. Nil
+	// Exporter, when set, records the spans the default sampler
+	// (telemetry.DefaultSampler) samples and exports them through the batch
+	// span processor serve uses with OTEL_EXPORTER_OTLP_ENDPOINT set. Nil
 	// leaves tracing off: spans carry ids and are not recorded.
 	Exporter sdktrace.SpanExporter
 	// Sampler, when set with Exporter, replaces the default sampler.
 	Sampler sdktrace.Sampler
+	// ExportAll makes the batch span processor wait for room in its queue
+	// rather than drop spans, so that every sampled span is exported and
+	// paid for: a row recording every trace would otherwise drop spans when
+	// the exporter falls behind and measure less work than it claims.
+	ExportAll bool
 }
 
 // Full runs Millrace's router, with its whole middleware chain (tracing,
@@ -114,10 +119,8 @@ func Full(t *Tracker, o FullOpts) (System, error) {
 	if o.Exporter != nil {
 		exporters = append(exporters, o.Exporter)
 	}
-	_, stopTracing := telemetry.SetupTracing(exporters...)
-	if o.Sampler != nil {
-		_, stopTracing = telemetry.SetupTracingSampled(o.Sampler, exporters...)
-	}
+	_, stopTracing := telemetry.SetupTracingWith(telemetry.TracingOptions{
+		Sampler: o.Sampler, BlockOnQueueFull: o.ExportAll}, exporters...)
 	h := job.HandlerFunc(func(_ context.Context, m job.Message) error { return t.Observe(m.Payload) })
 	cat := router.Catalogue{Jobs: []router.Job{
 		{Name: "bench", Kind: router.KindEvent, Subscriptions: []router.Subscription{{
