@@ -84,8 +84,8 @@ func kafkaRows() []row {
 	}
 	for _, p := range []int32{1, 8} {
 		add(fmt.Sprintf("bare-wmkafka-durable/max-p%d", p), fmt.Sprintf("bare watermill-kafka "+
-			"v3.1.2 router, sync publisher with Millrace's producer settings (acks all, "+
-			"idempotent, 1 request in flight) x %d publishers, no middleware, %d partition(s)",
+			"v3.1.2 router, sync sarama publisher with acks all and idempotence (1 request "+
+			"in flight) x %d publishers, no middleware, %d partition(s)",
 			kafkaPubs, p), bench.KafkaBare,
 			bench.KafkaOpts{Partitions: p, N: kafkaN, Publishers: kafkaPubs, Durable: true})
 	}

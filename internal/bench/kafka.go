@@ -64,10 +64,10 @@ type KafkaOpts struct {
 	// Ledger is the full chain's idempotency ledger: LedgerMemory, LedgerPG
 	// or LedgerPGClaim.
 	Ledger string
-	// Durable gives the bare router's publisher the producer settings of
-	// Millrace's transport (all in-sync replicas, idempotent, hence one
-	// request in flight per broker), to tell what those settings cost from
-	// what the chain costs.
+	// Durable gives the bare router's sarama publisher the durability
+	// Millrace's producer has (all in-sync replicas, idempotent, which
+	// sarama allows with one request in flight per broker only): what those
+	// settings cost on sarama, and why Millrace produces with franz-go.
 	Durable bool
 }
 

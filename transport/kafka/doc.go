@@ -1,8 +1,9 @@
 // Package kafka is the Kafka transport: watermill-kafka v3.1 on IBM/sarama
-// for publishing and consuming, with the settings Watermill's defaults get
-// wrong for Millrace, a marshaler that keys records by organisation and
-// writes CloudEvents headers, and franz-go's admin client for readiness and
-// topic creation (its requests take a context, sarama's do not).
+// for consuming, with the settings Watermill's defaults get wrong for
+// Millrace; a franz-go client for producing (see clientOptions), readiness
+// and topic creation (its requests take a context, sarama's do not); and a
+// marshaler that keys records by organisation and writes CloudEvents
+// headers.
 //
 // # Use
 //
@@ -18,15 +19,15 @@
 //
 // # Settings
 //
-//   - The protocol version is Config.Version, parsed by sarama and required.
+//   - The protocol version is Config.Version, required: sarama's consumers
+//     speak it and franz-go sends no request version above it.
 //   - The producer waits for all in-sync replicas and is idempotent, so
-//     sarama's retries neither duplicate nor reorder records; publishing
-//     is one record at a time (watermill-kafka has only a sync producer)
-//     and gives up when the message's context ends or after
-//     Config.PublishTimeout. With every broker off the network a publish
-//     failed after 1.8s in TestBrokerOutage (sarama's retries and short
-//     network timeouts; a broker that accepts connections but never
-//     answers takes up to the 15s read timeout, or the message's context).
+//     its retries neither duplicate nor reorder records; Publish waits for
+//     the acknowledgement and gives up when the message's context ends or
+//     after Config.PublishTimeout. With every broker off the network a
+//     publish fails at that deadline (2s in TestBrokerOutage, whose
+//     messages carry one); a record sent but not answered may still be
+//     written when the brokers return.
 //   - A new consumer group starts at the oldest offset, so a handler
 //     deployed after events were published still gets them. Acked offsets
 //     are committed every second and when a member gives up its partitions
@@ -58,8 +59,6 @@
 //   - A handler that runs long holds its partition and delays rebalances
 //     (up to Config.RebalanceTimeout, 60s, after which the member is
 //     evicted); its message may then be delivered to the new owner too.
-//   - sarama hashes keys with FNV-1a, the Java client with murmur2: a Java
-//     producer writing the same key may choose a different partition.
 //   - Closing a subscriber abandons its messages in flight; they are
 //     delivered again to the group's next owner of their partition.
 package kafka

@@ -31,8 +31,10 @@ type Config struct {
 	Partitions int32
 	// ReplicationFactor of the topics EnsureTopics creates. Default 1.
 	ReplicationFactor int16
-	// Version is the Kafka protocol version sarama speaks, such as
-	// "3.6.0"; never above the brokers' own. Required.
+	// Version is the Kafka protocol version spoken, such as "3.6.0": the
+	// version sarama's consumers use, and the highest request versions
+	// franz-go's producer and admin client may send. Never above the
+	// brokers' own. Required.
 	Version string
 	// ClientID names Millrace's connections on the brokers. Default
 	// "millrace".
@@ -108,9 +110,8 @@ type Transport struct {
 	log     *slog.Logger
 	wlog    watermill.LoggerAdapter
 
-	pub   *wkafka.Publisher
+	kcl   *kgo.Client // produces (see produce.go) and runs the admin requests
 	admin *kadm.Client
-	kcl   *kgo.Client
 
 	// mu guards closed; publishes hold it for reading so that Close does
 	// not close the producer under them.
@@ -120,8 +121,8 @@ type Transport struct {
 	subs   map[*wkafka.Subscriber]struct{}
 }
 
-// New checks cfg, connects the producer (which fetches metadata, so New
-// fails when no broker answers) and the admin client. It creates no topic:
+// New checks cfg and connects the franz-go client that produces and runs
+// the admin requests (New fails when no broker answers). It creates no topic:
 // the caller passes the catalogue's topics to EnsureTopics.
 func New(ctx context.Context, cfg Config) (*Transport, error) {
 	cfg = cfg.withDefaults()
@@ -141,55 +142,16 @@ func New(ctx context.Context, cfg Config) (*Transport, error) {
 	}
 	t := &Transport{cfg: cfg, version: v, log: cfg.Logger,
 		wlog: telemetry.WatermillLogger(cfg.Logger, nil), subs: map[*wkafka.Subscriber]struct{}{}}
-	pc, err := t.producerConfig()
+	t.kcl, err = kgo.NewClient(t.clientOptions()...)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("kafka client: %w", err)
 	}
-	if t.pub, err = connectProducer(ctx, cfg.Brokers, pc, t.wlog); err != nil {
-		return nil, err
-	}
-	t.kcl, err = kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...),
-		kgo.ClientID(cfg.ClientID+"-admin"))
-	if err != nil {
-		_ = t.pub.Close()
-		return nil, fmt.Errorf("kafka admin client: %w", err)
+	if err := t.kcl.Ping(ctx); err != nil {
+		t.kcl.Close()
+		return nil, fmt.Errorf("connect kafka producer to %v: %w", cfg.Brokers, err)
 	}
 	t.admin = kadm.NewClient(t.kcl)
 	return t, nil
-}
-
-// connectProducer creates the producer, which fetches metadata, within ctx:
-// sarama takes no context, so a producer that connects after ctx ended is
-// closed in the background.
-func connectProducer(ctx context.Context, brokers []string, pc *sarama.Config,
-	log watermill.LoggerAdapter) (*wkafka.Publisher, error) {
-	type result struct {
-		pub *wkafka.Publisher
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		pub, err := wkafka.NewPublisher(wkafka.PublisherConfig{
-			Brokers:               brokers,
-			Marshaler:             Marshaler{},
-			OverwriteSaramaConfig: pc,
-		}, log)
-		ch <- result{pub, err}
-	}()
-	select {
-	case r := <-ch:
-		if r.err != nil {
-			return nil, fmt.Errorf("connect kafka producer to %v: %w", brokers, r.err)
-		}
-		return r.pub, nil
-	case <-ctx.Done():
-		go func() {
-			if r := <-ch; r.pub != nil {
-				_ = r.pub.Close()
-			}
-		}()
-		return nil, fmt.Errorf("connect kafka producer to %v: %w", brokers, ctx.Err())
-	}
 }
 
 // Name returns "kafka".
@@ -400,54 +362,9 @@ func (t *Transport) Close() error {
 			errs = append(errs, fmt.Errorf("close kafka subscriber: %w", err))
 		}
 	}
-	if err := t.pub.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("close kafka producer: %w", err))
-	}
 	t.kcl.Close()
 	return errors.Join(errs...)
 }
-
-type publisher struct{ t *Transport }
-
-// Publish sends msgs one by one, each acknowledged by every in-sync
-// replica, and stops at the first failure. It gives up once the first
-// message's context ends (or after PublishTimeout when it has no
-// deadline); the send may then still complete in the background, which at
-// least once delivery and deduplication by message id already allow for.
-func (p publisher) Publish(topic string, msgs ...*message.Message) error {
-	if len(msgs) == 0 {
-		return nil
-	}
-	ctx := msgs[0].Context()
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, p.t.cfg.PublishTimeout)
-		defer cancel()
-	}
-	done := make(chan error, 1)
-	go func() {
-		// The read lock keeps Close from closing the producer under a
-		// send; Close waits for sends, which sarama's retries bound.
-		p.t.mu.RLock()
-		defer p.t.mu.RUnlock()
-		if p.t.closed {
-			done <- ErrClosed
-			return
-		}
-		done <- p.t.pub.Publish(topic, msgs...)
-	}()
-	select {
-	case err := <-done:
-		if err != nil {
-			return fmt.Errorf("kafka publish to %s: %w", topic, err)
-		}
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("kafka publish to %s: %w", topic, context.Cause(ctx))
-	}
-}
-
-func (publisher) Close() error { return nil }
 
 // subscriber adds SubscribeInitialize, which creates the topic, and
 // forgets itself in the transport when closed.

@@ -9,6 +9,7 @@ import (
 	"github.com/IBM/sarama"
 	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/millrace/millrace/job"
 )
@@ -54,23 +55,52 @@ type Marshaler struct{}
 
 var _ wkafka.MarshalerUnmarshaler = Marshaler{}
 
-// Marshal builds the record of msg for topic.
+// Marshal builds the sarama record of msg for topic.
 func (Marshaler) Marshal(topic string, msg *message.Message) (*sarama.ProducerMessage, error) {
-	if msg.UUID == "" {
-		return nil, errors.New("marshal kafka record: message has no UUID")
-	}
 	h := make([]sarama.RecordHeader, 0, len(msg.Metadata)+len(envelope))
-	add := func(k, v string) {
+	err := eachHeader(msg, func(k, v string) {
 		h = append(h, sarama.RecordHeader{Key: []byte(k), Value: []byte(v)})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &sarama.ProducerMessage{
+		Topic:   topic,
+		Key:     sarama.StringEncoder(PartitionKey(msg)),
+		Value:   sarama.ByteEncoder(msg.Payload),
+		Headers: h,
+	}, nil
+}
+
+// Record builds the franz-go record of msg for topic: the same key and
+// headers as Marshal.
+func (Marshaler) Record(topic string, msg *message.Message) (*kgo.Record, error) {
+	h := make([]kgo.RecordHeader, 0, len(msg.Metadata)+len(envelope))
+	err := eachHeader(msg, func(k, v string) {
+		h = append(h, kgo.RecordHeader{Key: k, Value: []byte(v)})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &kgo.Record{Topic: topic, Key: []byte(PartitionKey(msg)), Value: msg.Payload,
+		Headers: h}, nil
+}
+
+// eachHeader calls add with each header of msg's record, in a fixed order:
+// Watermill's UUID header, the CloudEvents ones, then the rest of the
+// metadata sorted by key.
+func eachHeader(msg *message.Message, add func(k, v string)) error {
+	if msg.UUID == "" {
+		return errors.New("marshal kafka record: message has no UUID")
 	}
 	add(wkafka.UUIDHeaderKey, msg.UUID)
 	add(HeaderSpecVersion, "1.0")
 	add(HeaderID, msg.UUID)
 	add(HeaderContentType, "application/json")
-	for hk, mk := range map[string]string{HeaderType: job.MetaEventType,
-		HeaderTime: job.MetaOccurredAt, HeaderSource: job.MetaSource} {
-		if v := msg.Metadata.Get(mk); v != "" {
-			add(hk, v)
+	for _, ce := range [...]struct{ header, meta string }{{HeaderType, job.MetaEventType},
+		{HeaderTime, job.MetaOccurredAt}, {HeaderSource, job.MetaSource}} {
+		if v := msg.Metadata.Get(ce.meta); v != "" {
+			add(ce.header, v)
 		}
 	}
 	keys := make([]string, 0, len(msg.Metadata))
@@ -83,12 +113,7 @@ func (Marshaler) Marshal(topic string, msg *message.Message) (*sarama.ProducerMe
 	for _, k := range keys {
 		add(k, msg.Metadata[k])
 	}
-	return &sarama.ProducerMessage{
-		Topic:   topic,
-		Key:     sarama.StringEncoder(PartitionKey(msg)),
-		Value:   sarama.ByteEncoder(msg.Payload),
-		Headers: h,
-	}, nil
+	return nil
 }
 
 // PartitionKey is the record key of msg: partition_key, else

@@ -15,12 +15,12 @@ import (
 // nothing else in Millrace uses it.
 func init() { metrics.UseNilMetrics = true }
 
-// base is what the producer and the consumers share: the protocol version,
+// consumerBase is the consumers' connection settings: the protocol version,
 // set explicitly (sarama's default may be above an older broker's, and
 // watermill-kafka before v3.1 pinned 1.0), and network timeouts short
-// enough that an unreachable broker fails a publish in seconds rather than
-// sarama's 30s per dial and read.
-func (t *Transport) base() *sarama.Config {
+// enough that a subscription notices an unreachable broker in seconds
+// rather than sarama's 30s per dial and read.
+func (t *Transport) consumerBase() *sarama.Config {
 	c := sarama.NewConfig()
 	c.Version = t.version
 	c.ClientID = t.cfg.ClientID
@@ -33,29 +33,6 @@ func (t *Transport) base() *sarama.Config {
 	return c
 }
 
-// producerConfig: every record waits for all in-sync replicas, and the
-// producer is idempotent, so sarama's own retries after a lost response
-// neither duplicate nor reorder records of a partition (idempotence
-// requires at most one request in flight per broker). Watermill's
-// SyncProducer needs successes returned. The default hash partitioner maps
-// a key to a partition; note that it is FNV-1a, not the Java client's
-// murmur2, so a Java producer with the same key may pick another partition.
-func (t *Transport) producerConfig() (*sarama.Config, error) {
-	c := t.base()
-	c.Producer.RequiredAcks = sarama.WaitForAll
-	c.Producer.Idempotent = true
-	c.Net.MaxOpenRequests = 1
-	c.Producer.Return.Successes = true
-	c.Producer.Return.Errors = true
-	c.Producer.Retry.Max = 5
-	c.Producer.Retry.Backoff = 250 * time.Millisecond
-	c.Producer.Timeout = 10 * time.Second
-	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("kafka producer config: %w", err)
-	}
-	return c, nil
-}
-
 // consumerConfig: a new group starts at the oldest offset (sarama's default,
 // the newest, silently skips what was published before the group first
 // joined); acked offsets are committed every second and when a member
@@ -63,7 +40,7 @@ func (t *Transport) producerConfig() (*sarama.Config, error) {
 // watermill-kafka only stops marking offsets when the whole session ends,
 // which a cooperative rebalance does not do.
 func (t *Transport) consumerConfig() (*sarama.Config, error) {
-	c := t.base()
+	c := t.consumerBase()
 	c.Consumer.Return.Errors = true
 	c.Consumer.Offsets.Initial = sarama.OffsetOldest
 	c.Consumer.Offsets.AutoCommit.Enable = true
